@@ -1,0 +1,166 @@
+"""The Tagger: any-length text in, exact character spans and a structured record out.
+
+A document is tokenised once; its token sequence is cut into overlapping windows (windows.py);
+windows from many documents are batched together, longest first, so padding stays small; each
+token keeps the prediction of the window where it is most central; IOB2 tags are decoded into
+character spans (bio.py). Nothing is truncated.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from .bio import tags_to_spans
+from .schema import REPO_ROOT, Entity
+from .windows import encode_text, most_central_window, window_bounds
+
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+REQUIRED_FILES = ("config.json", "tokenizer.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelFolderError(Exception):
+    """A model folder that cannot be used; the message names the folder and what is missing."""
+
+
+@dataclass
+class Document:
+    text: str
+    entities: list[Entity]
+    id: str | None = None
+    source: str | None = None
+
+    @cached_property
+    def record(self) -> dict:
+        from .records import build_record  # normalisation tables load on first use only
+
+        return build_record(self.text, self.entities)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "text": self.text,
+            "entities": [e.to_dict() for e in self.entities],
+            "record": self.record,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def check_model_folder(model_dir: Path) -> None:
+    if not model_dir.is_dir():
+        raise ModelFolderError(f"model folder {model_dir} does not exist")
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES))
+    if missing:
+        raise ModelFolderError(f"model folder {model_dir} is missing {', '.join(missing)}")
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class _Window:
+    doc: int
+    index: int
+    token_start: int
+    ids: list[int]
+    logits: torch.Tensor | None = field(default=None, repr=False)
+
+
+class Tagger:
+    def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None):
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        trained = getattr(model.config, "eastwest", None) or {}
+        self.window = window or trained.get("window", 256)
+        self.stride = stride if stride is not None else trained.get("stride", self.window // 4)
+        self.id2label = {int(i): tag for i, tag in model.config.id2label.items()}
+        self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, device: str | None = None, **kwargs) -> Tagger:
+        """Load a model folder (None → $EASTWEST_MODEL or the shipped default model)."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        model_dir = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
+        check_model_folder(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelFolderError(f"model folder {model_dir}: a fast tokenizer (tokenizer.json) is required for offsets")
+        model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32)
+        return cls(model, tokenizer, device=device, **kwargs)
+
+    def tag(self, text: str) -> Document:
+        return next(self.tag_many([text]))
+
+    def tag_many(self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64) -> Iterator[Document]:
+        """Tag texts lazily and in order; windows of up to `docs_per_chunk` documents share batches."""
+        chunk: list[str] = []
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) == docs_per_chunk:
+                yield from self._tag_chunk(chunk, batch_size)
+                chunk = []
+        if chunk:
+            yield from self._tag_chunk(chunk, batch_size)
+
+    def _tag_chunk(self, texts: list[str], batch_size: int) -> list[Document]:
+        encoded = [encode_text(self.tokenizer, text) for text in texts]
+        windows: list[_Window] = []
+        bounds_per_doc = []
+        for d, (ids, _) in enumerate(encoded):
+            bounds = window_bounds(len(ids), self.window - 2, self.stride) if ids else []
+            bounds_per_doc.append(bounds)
+            windows += [_Window(d, w, s, ids[s:e]) for w, (s, e) in enumerate(bounds)]
+        self._run(windows, batch_size)
+        by_doc: dict[int, list[_Window]] = {}
+        for w in windows:
+            by_doc.setdefault(w.doc, []).append(w)
+        documents = []
+        for d, (text, (ids, offsets)) in enumerate(zip(texts, encoded)):
+            if not ids:
+                documents.append(Document(text, []))
+                continue
+            doc_windows = sorted(by_doc[d], key=lambda w: w.index)
+            choice = most_central_window(bounds_per_doc[d], len(ids))
+            tags, scores = [], []
+            for t, w in enumerate(choice):
+                window = doc_windows[w]
+                probs = window.logits[t - window.token_start]
+                tags.append(self.id2label[int(probs.argmax())])
+                scores.append(float(probs.max()))
+            documents.append(Document(text, tags_to_spans(tags, offsets, text, scores)))
+        return documents
+
+    @torch.inference_mode()
+    def _run(self, windows: list[_Window], batch_size: int) -> None:
+        """Fill each window's per-token probabilities (special tokens stripped)."""
+        order = sorted(windows, key=lambda w: len(w.ids), reverse=True)
+        for i in range(0, len(order), batch_size):
+            batch = order[i : i + batch_size]
+            width = len(batch[0].ids) + 2
+            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, w in enumerate(batch):
+                n = len(w.ids) + 2
+                input_ids[row, :n] = torch.tensor([self.cls_id, *w.ids, self.sep_id])
+                attention[row, :n] = 1
+            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+            probs = logits.float().softmax(-1).cpu()
+            for row, w in enumerate(batch):
+                w.logits = probs[row, 1 : len(w.ids) + 1]

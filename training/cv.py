@@ -1,0 +1,81 @@
+"""`eastwest cv CONFIG`: leave-one-article-out cross-validation over the gold documents.
+
+Each fold trains the configured model on every article but one and scores the held-out article
+with strict span metrics. With five seed articles a single split says little; the per-fold table
+shows how much the figure moves; the mean over folds is the figure to compare between
+configurations. The rule baseline (inference/rules.py) is scored on the same folds.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from .config import Config, resolve_path
+from .evaluate import format_table, span_metrics
+from .train import evaluate_model, fit, load_gold, prepare
+
+
+def cv_report_path(config: Config) -> Path:
+    out = resolve_path(config.output.dir)
+    return out.with_name(out.name + ".cv.json")
+
+
+def _comparable(config: Config) -> dict:
+    """The parts of a config that decide what a cross-validation measures."""
+    d = config.to_dict()
+    d.pop("output")
+    d["data"].pop("eval_documents")
+    return d
+
+
+def matching_cv_report(config: Config) -> dict | None:
+    """The saved CV report for this exact configuration, or None (stale reports are ignored)."""
+    path = cv_report_path(config)
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return report if report.get("config") == _comparable(config) else None
+
+
+def _mean(tables: list[dict]) -> dict:
+    out = {}
+    for label in tables[0]:
+        rows = [t[label] for t in tables]
+        out[label] = {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("precision", "recall", "f1")}
+        out[label]["support"] = sum(r["support"] for r in rows)
+    return out
+
+
+def cross_validate(config: Config, progress: bool = False, baseline: bool = True) -> dict:
+    docs = load_gold(config)
+    if len(docs) < 2:
+        raise ValueError("cross-validation needs at least two annotated documents")
+    folds = []
+    rule_tagger = None
+    if baseline:
+        from inference.rules import RuleTagger
+
+        rule_tagger = RuleTagger()
+    for doc in docs:
+        fold_config = copy.deepcopy(config)
+        fold_config.data.eval_documents = [doc.id]
+        prepared = prepare(fold_config)
+        print(f"fold: hold out {doc.id} ({len(prepared.train_docs)} training documents)", flush=True)
+        _, model = fit(prepared, progress)
+        fold = {"held_out": doc.id, "model": evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.stride)}
+        print(format_table(fold["model"], f"model, held out {doc.id}"), flush=True)
+        if rule_tagger is not None:
+            fold["rules"] = span_metrics([doc.text], [doc.entities], [rule_tagger.tag(doc.text)])
+        folds.append(fold)
+        del model
+    report = {"config": _comparable(config), "folds": folds, "mean": {"model": _mean([f["model"] for f in folds])}}
+    if rule_tagger is not None:
+        report["mean"]["rules"] = _mean([f["rules"] for f in folds])
+    path = cv_report_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for name, table in report["mean"].items():
+        print(format_table(table, f"mean over {len(folds)} folds: {name}"), flush=True)
+    print(f"cross-validation report written to {path}", flush=True)
+    return report

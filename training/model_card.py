@@ -1,0 +1,65 @@
+"""The model card (README.md) written into every model folder."""
+from __future__ import annotations
+
+from inference.schema import LABELS
+
+from .config import Config
+
+
+def _table(metrics: dict) -> str:
+    rows = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, m in metrics.items():
+        rows.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    return "\n".join(rows)
+
+
+def model_card(config: Config, metrics: dict) -> str:
+    labels = "\n".join(f"- `{label.name}`: {label.description}" for label in LABELS.labels)
+    parts = [
+        "---",
+        "language: zh",
+        "pipeline_tag: token-classification",
+        "library_name: transformers",
+        "---",
+        "# eastwest-ner token classifier",
+        "",
+        "Tags character spans in Chinese reports on East–West cooperation (东西部协作, 对口帮扶) with strict "
+        "IOB2 tags. Loads with plain transformers: `AutoModelForTokenClassification.from_pretrained(folder)` and "
+        "`AutoTokenizer.from_pretrained(folder)`; the `eastwest` package adds long-document windows and records.",
+        "",
+        "## Labels",
+        labels,
+        "",
+        "## Training",
+        f"- base model: `{config.model.base}`" + (f", first {config.model.layers} layers" if config.model.layers else ""),
+        f"- data: {', '.join(config.data.train)} ({len(metrics.get('train_documents', []))} documents)",
+        f"- windows of {config.data.window} tokens, stride {config.data.stride}; {config.train.epochs} epochs, "
+        f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, seed {config.train.seed}",
+        f"- augmentation: {config.augment.copies} copies per document" if config.augment.copies else "- augmentation: none",
+        f"- training time: {metrics.get('train_seconds', '?')} s",
+        "- the full configuration is in `training_config.yaml`",
+        "",
+        "## Evaluation",
+    ]
+    cv = metrics.get("cross_validation")
+    if cv:
+        parts += [
+            f"Leave-one-article-out cross-validation over {len(cv['folds'])} articles (strict span match, mean over folds):",
+            "",
+            _table(cv["mean"]["model"]),
+            "",
+        ]
+    if "eval" in metrics:
+        parts += [f"Held-out documents {', '.join(metrics['eval_documents'])}:", "", _table(metrics["eval"]), ""]
+    if not cv and "eval" not in metrics:
+        parts += ["No held-out evaluation was run for this model folder; run `eastwest cv` on its config.", ""]
+    parts += [
+        "## Intended use and limits",
+        "- Intended: tagging regions, organisations, dates, money and project/people counts in reports on "
+        "East–West cooperation and paired assistance, to build structured records of who helps whom with what.",
+        "- Trained on very few articles: expect lower accuracy on other pairings, genres and years than the "
+        "figures above; check the records against the source spans they cite.",
+        "- Character-level: simplified and traditional text are both handled; other languages are not.",
+        "",
+    ]
+    return "\n".join(parts)

