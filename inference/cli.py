@@ -41,6 +41,33 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def _open_tagger(args):
+    from .tagger import Tagger
+
+    return Tagger.load(args.model, device=args.device)
+
+
+def cmd_tag(args) -> int:
+    from .batch import tag_inputs
+
+    return tag_inputs(args)
+
+
+def cmd_show(args) -> int:
+    from .html import render
+    from .readers import SourceDoc, iter_documents
+
+    docs = list(iter_documents([args.file]))
+    if len(docs) != 1 or not isinstance(docs[0], SourceDoc):
+        reason = docs[0].reason if docs else "no document"
+        raise UserError(f"{args.file}: {reason if len(docs) <= 1 else 'holds several documents; show takes one'}")
+    document = _open_tagger(args).tag(docs[0].text)
+    out = Path(args.output or Path(args.file).name + ".html")
+    out.write_text(render(document, docs[0].id), encoding="utf-8")
+    print(f"{len(document.entities)} entities; page written to {out}")
+    return 0
+
+
 def _config(args):
     from training.config import load_config
 
@@ -61,6 +88,11 @@ def cmd_cv(args) -> int:
     return 0
 
 
+def _model_args(p) -> None:
+    p.add_argument("--model", help="model folder (default: $EASTWEST_MODEL or models/default)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eastwest", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix-whitespace", action="store_true", help="trim whitespace at span edges (each trim is reported)")
     p.add_argument("-o", "--output", help="write the validated (and trimmed) export here")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("tag", help="tag reports and write records (JSONL, CSV or Parquet)")
+    p.add_argument("inputs", nargs="*", help="files, directories, globs, .zip/.tar.gz, .jsonl; '-' or none: stdin")
+    p.add_argument("-o", "--output", help="output file (resumable); default: JSONL on stdout")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the output suffix, else jsonl")
+    p.add_argument("--text-field", default="text", help="the text field of JSONL inputs")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--workers", type=int, default=1, help="CPU worker processes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _model_args(p)
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("show", help="tag one report and write a standalone HTML page")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="HTML file (default: FILE.html in the current folder)")
+    _model_args(p)
+    p.set_defaults(func=cmd_show)
 
     for name, func, help_text in (("train", cmd_train, "fine-tune a model from a config"), ("cv", cmd_cv, "leave-one-article-out cross-validation")):
         p = sub.add_parser(name, help=help_text)

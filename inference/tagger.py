@@ -77,7 +77,7 @@ class _Window:
     index: int
     token_start: int
     ids: list[int]
-    logits: torch.Tensor | None = field(default=None, repr=False)
+    probs: torch.Tensor | None = field(default=None, repr=False)
 
 
 class Tagger:
@@ -96,7 +96,9 @@ class Tagger:
     def load(cls, model_dir: str | Path | None = None, device: str | None = None, **kwargs) -> Tagger:
         """Load a model folder (None → $EASTWEST_MODEL or the shipped default model)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a per-load weights bar is noise in batch runs
         model_dir = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
         check_model_folder(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -141,7 +143,7 @@ class Tagger:
             tags, scores = [], []
             for t, w in enumerate(choice):
                 window = doc_windows[w]
-                probs = window.logits[t - window.token_start]
+                probs = window.probs[t - window.token_start]
                 tags.append(self.id2label[int(probs.argmax())])
                 scores.append(float(probs.max()))
             documents.append(Document(text, tags_to_spans(tags, offsets, text, scores)))
@@ -163,4 +165,4 @@ class Tagger:
             logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
             probs = logits.float().softmax(-1).cpu()
             for row, w in enumerate(batch):
-                w.logits = probs[row, 1 : len(w.ids) + 1]
+                w.probs = probs[row, 1 : len(w.ids) + 1]

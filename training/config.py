@@ -114,8 +114,11 @@ def _coerce(value, hint, where: str):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, args[0], where) for v in value]
     target = next((a for a in args if a is not type(None)), hint) if args else hint
-    if target is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if target is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:  # YAML reads 5e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if target is bool and not isinstance(value, bool) or not isinstance(value, target):
         raise ConfigError(f"{where}: expected {target.__name__}, got {value!r}")
     return value

@@ -90,6 +90,9 @@ def training_documents(prepared: Prepared) -> list[AnnotatedDoc]:
 
 def load_model(base_path: str, layers: int | None):
     from transformers import AutoConfig, AutoModelForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
 
     model_config = AutoConfig.from_pretrained(
         base_path, num_labels=len(LABELS.tags), id2label=LABELS.id2label, label2id=LABELS.label2id
@@ -124,8 +127,8 @@ def fit(prepared: Prepared, progress: bool = True):
         eval_strategy="no",
         report_to="none",
         disable_tqdm=not progress,
+        dataloader_pin_memory=torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        group_by_length=True,
     )
     trainer = Trainer(
         model=model,

@@ -1,0 +1,48 @@
+"""eastwest-ner: Chinese reports on East–West cooperation in, verifiable structured records out.
+
+    from inference import Tagger
+    tagger = Tagger.load()                  # the shipped model in models/default (or a folder)
+    doc = tagger.tag(report_text)           # a Document
+    doc.entities                            # [Entity(start, end, label, text, score)], exact spans
+    doc.record                              # {"partners": [...], "facts": [...], "published": ...}
+    for doc in tagger.tag_many(texts, batch_size=32): ...   # lazy, batched, in order
+
+How the pieces fit (each module does one job, top to bottom):
+
+    configs/labels.yaml   the label set; schema.py derives tags, id2label and the Label Studio config
+    schema.py             Label set and `Entity`: character offsets are the contract everywhere
+    windows.py            any-length token sequences → overlapping model windows (shared with training)
+    bio.py                character spans ↔ IOB2 tags per token
+    tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
+    gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
+    normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
+    records.py            one record per report: who helps whom (partners) and every figure (facts)
+    rules.py              regex + gazetteer baseline tagger (what the model is compared with)
+    readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML) and resumable outputs
+    cli.py                the `eastwest` command (tag, show, validate, train, cv, ls …)
+
+Training lives in the sibling package `training/` (Label Studio exports → fine-tuned model folder).
+"""
+from __future__ import annotations
+
+from .schema import LABELS, Entity
+
+__all__ = ["LABELS", "Document", "Entity", "Tagger", "build_record", "normalize"]
+
+
+def __getattr__(name: str):
+    # torch and the gazetteer load only when the API that needs them is first touched, so the
+    # CLI's light commands (validate, labels) start fast.
+    if name in ("Tagger", "Document"):
+        from . import tagger
+
+        return getattr(tagger, name)
+    if name == "build_record":
+        from .records import build_record
+
+        return build_record
+    if name == "normalize":
+        from .normalize import normalize
+
+        return normalize
+    raise AttributeError(f"module 'inference' has no attribute {name!r}")

@@ -1,0 +1,178 @@
+"""`eastwest tag`: stream report archives through the tagger into resumable outputs.
+
+Reading (decoding, HTML parsing, archives) runs in a background thread that stays a bounded
+number of chunks ahead, so the model never waits for disks or parsers; with `--workers N` the
+chunks are tagged by N processes, each with its share of the CPU threads, and results are written
+in input order. Documents already completed by an earlier, interrupted run are skipped; a
+document that cannot be read or tagged goes to OUT.errors.jsonl and the run goes on.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .readers import BadDoc, SourceDoc, iter_documents
+from .writers import FORMATS, ResumableRun
+
+DOCS_PER_CHUNK = 32
+_worker_tagger = None
+
+
+def _prefetch(iterator: Iterator, depth: int) -> Iterator:
+    """Run `iterator` in a thread, at most `depth` items ahead of the consumer."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def fill() -> None:
+        try:
+            for item in iterator:
+                items.put(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            items.put(exc)
+        items.put(done)
+
+    threading.Thread(target=fill, daemon=True).start()
+    while (item := items.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _chunks(docs: Iterator, size: int) -> Iterator[list]:
+    chunk = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def tag_chunk(tagger, chunk: list[SourceDoc], batch_size: int) -> list[tuple[SourceDoc, dict | None, str | None]]:
+    """(doc, tagged dict or None, error reason or None) for each document of a chunk."""
+    results = []
+    documents = tagger.tag_many([d.text for d in chunk], batch_size=batch_size, docs_per_chunk=len(chunk))
+    for source, document in zip(chunk, documents):
+        document.id, document.source = source.id, source.source
+        try:
+            results.append((source, document.to_dict(), None))
+        except Exception as exc:  # noqa: BLE001 - one bad record must not stop the archive
+            results.append((source, None, f"record assembly failed: {type(exc).__name__}: {exc}"))
+    return results
+
+
+def _init_worker(model: str | None, device: str | None, threads: int) -> None:
+    import torch
+
+    from .tagger import Tagger
+
+    global _worker_tagger
+    torch.set_num_threads(threads)
+    _worker_tagger = Tagger.load(model, device=device)
+
+
+def _work(chunk: list[SourceDoc], batch_size: int):
+    return tag_chunk(_worker_tagger, chunk, batch_size)
+
+
+class _StdoutRun:
+    """JSONL on stdout: no resume (there is no file to resume from)."""
+
+    def done(self, doc_id: str) -> bool:
+        return False
+
+    def write(self, doc: dict) -> None:
+        import json
+
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def error(self, doc_id: str, source: str, reason: str) -> None:
+        print(f"eastwest: skipped {doc_id} ({source}): {reason}", file=sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def output_format(path: str | None, given: str | None) -> str:
+    if given:
+        return given
+    suffix = Path(path).suffix.lstrip(".").lower() if path else ""
+    return suffix if suffix in FORMATS else "jsonl"
+
+
+def tag_inputs(args) -> int:
+    from tqdm import tqdm
+
+    from .cli import UserError
+
+    fmt = output_format(args.output, args.format)
+    if args.output is None and fmt != "jsonl":
+        raise UserError(f"--format {fmt} needs an output file (-o)")
+    run = ResumableRun(args.output, fmt) if args.output else _StdoutRun()
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    counts = {"tagged": 0, "errors": 0, "skipped": 0, "chars": 0}
+    bar = tqdm(unit="doc", disable=args.quiet or not sys.stderr.isatty(), file=sys.stderr)
+    started = time.time()
+
+    def pending() -> Iterator[SourceDoc]:
+        for doc in iter_documents(args.inputs or ["-"], text_field=args.text_field):
+            if run.done(doc.id):
+                counts["skipped"] += 1
+            elif isinstance(doc, BadDoc):
+                run.error(doc.id, doc.source, doc.reason)
+                counts["errors"] += 1
+            else:
+                yield doc
+
+    def record(results) -> None:
+        for source, tagged, reason in results:
+            if tagged is None:
+                run.error(source.id, source.source, reason)
+                counts["errors"] += 1
+            else:
+                run.write(tagged)
+                counts["tagged"] += 1
+                counts["chars"] += len(source.text)
+            bar.update(1)
+        elapsed = max(time.time() - started, 1e-9)
+        bar.set_postfix(chars_per_s=f"{counts['chars'] / elapsed:,.0f}", errors=counts["errors"])
+
+    try:
+        chunks = _chunks(_prefetch(pending(), depth=4 * DOCS_PER_CHUNK), DOCS_PER_CHUNK)
+        if args.workers == 1:
+            from .tagger import Tagger
+
+            tagger = Tagger.load(args.model, device=args.device)
+            for chunk in chunks:
+                record(tag_chunk(tagger, chunk, args.batch_size))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // args.workers)
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.model, args.device, threads)) as pool:
+                in_flight: deque = deque()
+                for chunk in chunks:  # at most 2 chunks per worker in flight: memory stays flat
+                    in_flight.append(pool.submit(_work, chunk, args.batch_size))
+                    if len(in_flight) >= 2 * args.workers:
+                        record(in_flight.popleft().result())
+                while in_flight:
+                    record(in_flight.popleft().result())
+    finally:
+        run.close()
+        bar.close()
+    elapsed = time.time() - started
+    where = f" (see {run.errors_path})" if counts["errors"] and args.output else ""
+    print(
+        f"eastwest: {counts['tagged']} documents tagged, {counts['errors']} errors{where}, "
+        f"{counts['skipped']} already done; {counts['chars'] / max(elapsed, 1e-9):,.0f} chars/s",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,150 @@
+"""Training with a tiny randomly initialised BERT built in the test: data, loop, model folder, errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from inference.schema import LABELS, Entity
+from inference.windows import encode_text, most_central_window, window_bounds
+from training.annotations import AnnotatedDoc
+from training.config import ConfigError, load_config
+from training.dataset import build_dataset, split_by_document
+
+from .conftest import REPO, build_char_tokenizer
+
+
+def test_windows_cover_every_token_and_character(gold_docs, tiny_base_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    dataset, report = build_dataset(gold_docs, tokenizer, window=32, stride=8)
+    assert report.misaligned == []
+    for doc in gold_docs:
+        ids, offsets = encode_text(tokenizer, doc.text)
+        rows = dataset.filter(lambda r: r["doc_id"] == doc.id)
+        covered = set()
+        for row in rows:
+            covered.update(range(row["window_start"], row["window_start"] + len(row["input_ids"]) - 2))
+            assert len(row["input_ids"]) <= 32 and row["labels"][0] == row["labels"][-1] == -100
+        assert covered == set(range(len(ids)))
+        chars = {i for s, e in offsets for i in range(s, e)}
+        assert chars == {i for i, ch in enumerate(doc.text) if not ch.isspace()}
+
+
+def test_window_bounds_and_central_vote():
+    bounds = window_bounds(10, 4, 2)
+    assert bounds == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert window_bounds(0, 4, 1) == [(0, 0)]
+    choice = most_central_window(bounds, 10)
+    assert choice[0] == 0 and choice[9] == 3 and choice[4] in (1, 2)
+    with pytest.raises(ValueError):
+        window_bounds(10, 4, 4)
+
+
+def test_boundary_inside_a_token_is_reported_not_shifted():
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(WordLevel({"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "投": 4, "入": 5, "3211": 6, "万": 7, "元": 8}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Digits(individual_digits=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]")
+    text = "投入3211万元"
+    doc = AnnotatedDoc("d", text, [Entity(4, 8, "MONEY", text[4:8])])  # starts inside the token "3211"
+    _, report = build_dataset([doc], tokenizer, window=16, stride=4)
+    assert len(report.misaligned) == 1 and report.misaligned[0][1].token == (2, 6)
+
+
+def test_document_split_never_shares_a_document(gold_docs):
+    train, held = split_by_document(gold_docs, ["001_7499d48701203260.txt"])
+    assert [d.id for d in held] == ["001_7499d48701203260.txt"]
+    assert not {d.id for d in train} & {d.id for d in held}
+    with pytest.raises(ValueError, match="not in the data"):
+        split_by_document(gold_docs, ["nope.txt"])
+
+
+def test_loss_decreases_on_two_gold_articles(tiny_base_dir):
+    from training.train import fit, prepare
+
+    config = load_config(None, [
+        f"model.base={tiny_base_dir}", "train.epochs=6", "train.batch_size=8", "train.learning_rate=0.005",
+        "train.logging_steps=1", "data.window=64", "data.stride=16",
+        "data.eval_documents=[000_5e482c36e855b8f5.txt, 001_7499d48701203260.txt, 003_3b8787922281874d.txt]",
+    ])
+    prepared = prepare(config)
+    assert [d.id for d in prepared.train_docs] == ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
+    trainer, _ = fit(prepared, progress=False)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) >= 10
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+
+
+def test_model_folder_is_self_describing_and_loads_without_project_code(tiny_model_dir):
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "training_config.yaml", "metrics.json", "README.md"):
+        assert (tiny_model_dir / name).is_file(), name
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["id2label"] == {str(i): t for i, t in LABELS.id2label.items()}
+    metrics = json.loads((tiny_model_dir / "metrics.json").read_text())
+    assert set(metrics["eval"]) == {*LABELS.names, "micro"}
+    code = (
+        "import sys; from transformers import AutoModelForTokenClassification, AutoTokenizer;"
+        f"m = AutoModelForTokenClassification.from_pretrained({str(tiny_model_dir)!r});"
+        f"t = AutoTokenizer.from_pretrained({str(tiny_model_dir)!r});"
+        "out = m(**t('天津市和平区帮扶会宁县', return_tensors='pt'));"
+        "print(tuple(out.logits.shape))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"(1, 13, {len(LABELS.tags)})"
+
+
+def test_config_overrides_and_unknown_keys():
+    config = load_config(REPO / "configs" / "default.yaml", ["train.epochs=3", "data.eval_documents=[a.txt]"])
+    assert config.train.epochs == 3.0 and config.data.eval_documents == ["a.txt"]
+    with pytest.raises(ConfigError, match="unknown key.*epoch"):
+        load_config(REPO / "configs" / "default.yaml", ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="expected int"):
+        load_config(None, ["train.batch_size=big"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.batch_size"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(REPO / "configs" / "missing.yaml")
+
+
+def _train_cli(*overrides, cwd=REPO):
+    cmd = [sys.executable, "-m", "inference", "train", str(REPO / "configs" / "default.yaml"), "-q"]
+    for o in overrides:
+        cmd += ["--set", o]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("case", ["missing data", "unknown label", "no tokenizer", "empty training set"])
+def test_bad_training_inputs_fail_before_training(case, tmp_path, tiny_base_dir, tasks):
+    overrides = [f"model.base={tiny_base_dir}", f"output.dir={tmp_path / 'out'}"]
+    if case == "missing data":
+        overrides.append(f"data.train=[{tmp_path / 'nope.json'}]")
+        expected = "training data not found"
+    elif case == "unknown label":
+        tasks[0]["annotations"][0]["result"][0]["value"]["labels"] = ["PERSON"]
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+        overrides.append(f"data.train=[{bad}]")
+        expected = "unknown label 'PERSON'"
+    elif case == "no tokenizer":
+        folder = tmp_path / "base"
+        folder.mkdir()
+        (folder / "config.json").write_text((tiny_base_dir / "config.json").read_text())
+        overrides[0] = f"model.base={folder}"
+        expected = "has no tokenizer"
+    else:
+        empty = tmp_path / "empty.json"
+        empty.write_text(json.dumps([{"id": 1, "data": {"text": "无标注"}, "annotations": []}]), encoding="utf-8")
+        overrides.append(f"data.train=[{empty}]")
+        expected = "no annotated tasks"
+    proc = _train_cli(*overrides)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
