@@ -44,7 +44,7 @@ def cmd_validate(args) -> int:
 def _open_tagger(args):
     from .tagger import Tagger
 
-    return Tagger.load(args.model, device=args.device)
+    return Tagger.load(args.model, device=args.device, backend=getattr(args, "backend", "torch"))
 
 
 def cmd_tag(args) -> int:
@@ -91,6 +91,15 @@ def cmd_cv(args) -> int:
 def _model_args(p) -> None:
     p.add_argument("--model", help="model folder (default: $EASTWEST_MODEL or models/default)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (default) or onnx: the int8 ONNX model on CPU (make it with export-onnx)")
+
+
+def cmd_export_onnx(args) -> int:
+    from .onnx_backend import export_onnx
+
+    print(export_onnx(args.model_dir, args.output).summary())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "cv":
             p.add_argument("--no-baseline", action="store_true", help="skip the rule-based baseline")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("export-onnx", help="export a model folder to ONNX (fp32, checked) and int8 (for --backend onnx)")
+    p.add_argument("model_dir", help="model folder with config.json, tokenizer.json and the weights")
+    p.add_argument("-o", "--output", help="folder for model.onnx and model.int8.onnx (default: MODEL_DIR)")
+    p.set_defaults(func=cmd_export_onnx)
+
+    from training.labelstudio import add_ls_commands
+
+    add_ls_commands(sub)
     return parser
 
 

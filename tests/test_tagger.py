@@ -1,0 +1,141 @@
+"""The Tagger and `eastwest tag` with a tiny model trained in the test session."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inference.tagger import ModelFolderError, Tagger
+
+from .conftest import REPO, SEEDS
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_model_dir):
+    return Tagger.load(tiny_model_dir, device="cpu")
+
+
+def _check_spans(doc):
+    previous_end = 0
+    for e in doc.entities:
+        assert e.text == doc.text[e.start : e.end]
+        assert previous_end <= e.start < e.end <= len(doc.text)
+        previous_end = e.end
+
+
+def test_long_report_every_character_predicted_exactly_once(tagger):
+    seeds = "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    text = (seeds * 2)[:20_000]
+    [(same, tokens)] = list(tagger.predict_tokens([text], batch_size=8))
+    assert same == text
+    assert len(tokens.tags) == len(tokens.offsets) == len(tokens.scores) == tokens.probs.shape[0]
+    covered = {i for start, end in tokens.offsets for i in range(start, end)}
+    assert covered == {i for i, ch in enumerate(text) if not ch.isspace()}
+    # tokens never overlap, except the pieces of one character that NFKC expands (… → ...)
+    distinct = sorted(set(tokens.offsets))
+    assert all(a[1] <= b[0] for a, b in zip(distinct, distinct[1:]))
+    doc = tagger.tag(text)
+    _check_spans(doc)
+    assert doc.entities, "a trained model finds something in 20,000 characters of reports"
+
+
+def test_batching_does_not_change_results(tagger):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    one_by_one = [tagger.tag(t).entities for t in texts]
+    batched = [d.entities for d in tagger.tag_many(texts, batch_size=3, docs_per_chunk=2)]
+    assert [[(e.start, e.end, e.label) for e in doc] for doc in one_by_one] == [[(e.start, e.end, e.label) for e in doc] for doc in batched]
+
+
+def test_empty_and_whitespace_texts(tagger):
+    for text in ("", " ", "\r\n\t"):
+        doc = tagger.tag(text)
+        assert doc.entities == [] and doc.record["facts"] == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.one_of(
+    st.characters(codec="utf-8"),
+    st.sampled_from(list("天津市和平区帮扶会宁县投入３.３亿元2086人😀𠀀\r\n\x00１２")),
+), max_size=300))
+def test_entity_text_is_always_the_source_slice(tagger, text):
+    doc = tagger.tag(text)
+    _check_spans(doc)
+    json.loads(doc.to_json())
+
+
+def test_document_json_has_the_contract_keys(tagger):
+    doc = tagger.tag("2021年4月，天津市和平区帮扶甘肃省会宁县投入3.3亿元，带动2086人就业。")
+    data = json.loads(doc.to_json())
+    assert set(data) >= {"id", "source", "text", "entities", "record"}
+    assert set(data["record"]) >= {"partners", "facts", "published"}
+
+
+def test_model_folder_missing_files_is_named(tmp_path, tiny_model_dir):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    with pytest.raises(ModelFolderError, match="missing tokenizer.json, model.safetensors or pytorch_model.bin"):
+        Tagger.load(folder)
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        Tagger.load(tmp_path / "nowhere")
+
+
+def _tag(*args, stdin=None, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "inference", "tag", "-q", *args], input=stdin,
+                          capture_output=True, text=stdin is not None or None, cwd=cwd)
+
+
+def test_tag_cli_jsonl_with_a_bad_file_in_the_batch(tmp_path, tiny_model_dir):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for seed in sorted(SEEDS.glob("*.txt"))[:3]:
+        (inputs / seed.name).write_bytes(seed.read_bytes())
+    (inputs / "broken.txt").write_bytes(os.urandom(2000) + b"\x00\x01")
+    (inputs / "empty.txt").write_bytes(b"")
+    out = tmp_path / "out.jsonl"
+    proc = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir))
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(d["id"] for d in docs) == sorted(p.name for p in sorted(SEEDS.glob("*.txt"))[:3])
+    for d in docs:
+        assert set(d) >= {"id", "source", "text", "entities", "record"}
+        assert all(d["text"][e["start"]:e["end"]] == e["text"] for e in d["entities"])
+    errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
+    assert sorted(e["id"] for e in errors) == ["broken.txt", "empty.txt"]
+    again = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir))  # rerun: nothing twice
+    assert again.returncode == 0 and "5 already done" in again.stderr.decode()
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_tag_cli_csv_and_parquet_rows_per_fact(tmp_path, tiny_model_dir):
+    seed = sorted(SEEDS.glob("*.txt"))[0]
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"out.{fmt}"
+        proc = _tag(str(seed), "-o", str(out), "--model", str(tiny_model_dir))
+        assert proc.returncode == 0, proc.stderr
+        if fmt == "csv":
+            with open(out, encoding="utf-8-sig", newline="") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = pq.read_table(out).to_pylist()
+        assert rows and all(r["id"] == str(seed) for r in rows)
+
+
+def test_tag_cli_reads_stdin_and_python_dash_m(tiny_model_dir):
+    proc = _tag("--model", str(tiny_model_dir), stdin="天津市和平区帮扶甘肃省会宁县。")
+    assert proc.returncode == 0, proc.stderr
+    [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert doc["id"] == "<stdin>" and doc["text"] == "天津市和平区帮扶甘肃省会宁县。"
+
+
+def test_tag_cli_missing_model_is_one_line(tmp_path):
+    proc = _tag(str(SEEDS), "--model", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert b"does not exist" in proc.stderr and b"Traceback" not in proc.stderr
