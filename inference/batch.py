@@ -69,14 +69,14 @@ def tag_chunk(tagger, chunk: list[SourceDoc], batch_size: int) -> list[tuple[Sou
     return results
 
 
-def _init_worker(model: str | None, device: str | None, threads: int) -> None:
+def _init_worker(model: str | None, device: str | None, threads: int, backend: str = "torch") -> None:
     import torch
 
     from .tagger import Tagger
 
     global _worker_tagger
     torch.set_num_threads(threads)
-    _worker_tagger = Tagger.load(model, device=device)
+    _worker_tagger = Tagger.load(model, device=device, backend=backend)
 
 
 def _work(chunk: list[SourceDoc], batch_size: int):
@@ -152,12 +152,12 @@ def tag_inputs(args) -> int:
         if args.workers == 1:
             from .tagger import Tagger
 
-            tagger = Tagger.load(args.model, device=args.device)
+            tagger = Tagger.load(args.model, device=args.device, backend=getattr(args, "backend", "torch"))
             for chunk in chunks:
                 record(tag_chunk(tagger, chunk, args.batch_size))
         else:
             threads = max(1, (os.cpu_count() or 1) // args.workers)
-            with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.model, args.device, threads)) as pool:
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.model, args.device, threads, getattr(args, "backend", "torch"))) as pool:
                 in_flight: deque = deque()
                 for chunk in chunks:  # at most 2 chunks per worker in flight: memory stays flat
                     in_flight.append(pool.submit(_work, chunk, args.batch_size))

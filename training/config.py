@@ -136,6 +136,11 @@ def _set(tree: dict, dotted: str, raw: str) -> None:
     node[keys[-1]] = yaml.safe_load(raw)
 
 
+def config_from_dict(tree: dict) -> Config:
+    """A Config from a plain mapping, e.g. a model folder's training_config.yaml."""
+    return _build(Config, tree, "")
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     tree: dict = {}
     if path is not None:
@@ -151,4 +156,4 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         _set(tree, key.strip(), raw)
-    return _build(Config, tree, "")
+    return config_from_dict(tree)

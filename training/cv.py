@@ -78,4 +78,28 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     for name, table in report["mean"].items():
         print(format_table(table, f"mean over {len(folds)} folds: {name}"), flush=True)
     print(f"cross-validation report written to {path}", flush=True)
+    attach_to_model_folder(config, report)
     return report
+
+
+def attach_to_model_folder(config: Config, report: dict) -> None:
+    """If the config's model folder exists and was trained from this same config, record the
+    cross-validation in its metrics.json and model card (so CV may run before or after training)."""
+    import yaml
+
+    from .config import config_from_dict
+    from .model_card import model_card
+
+    folder = resolve_path(config.output.dir)
+    trained_with = folder / "training_config.yaml"
+    if not trained_with.is_file():
+        return
+    folder_config = config_from_dict(yaml.safe_load(trained_with.read_text(encoding="utf-8")))
+    if _comparable(folder_config) != report["config"]:
+        return
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    metrics["cross_validation"] = report
+    metrics_path.write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(model_card(folder_config, metrics), encoding="utf-8")
+    print(f"cross-validation recorded in {metrics_path}", flush=True)

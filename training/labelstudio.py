@@ -80,47 +80,15 @@ class Prediction:
 
 
 def predict_texts(tagger, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
-    """Tag each text exactly as `tagger.tag` does, keeping the per-token probabilities."""
+    """Tag each text exactly as `tagger.tag_many` does, keeping the per-token probabilities."""
     from inference.bio import tags_to_spans
-    from inference.windows import encode_text
 
     predictions = []
-    for text in texts:
-        ids, offsets = encode_text(tagger.tokenizer, text)
-        if not ids:
-            predictions.append(Prediction([], 1.0))
-            continue
-        probs = _token_probs(tagger, ids, batch_size)
-        best, tag_ids = probs.max(-1)
-        tags = [tagger.id2label[int(i)] for i in tag_ids]
-        scores = best.tolist()
-        entities = tags_to_spans(tags, offsets, text, scores)
-        predictions.append(Prediction(entities, round(sum(scores) / len(scores), 4)))
+    for text, tokens in tagger.predict_tokens(texts, batch_size=batch_size):
+        entities = tags_to_spans(tokens.tags, tokens.offsets, text, tokens.scores)
+        score = sum(tokens.scores) / len(tokens.scores) if tokens.scores else 1.0
+        predictions.append(Prediction(entities, round(score, 4)))
     return predictions
-
-
-def _token_probs(tagger, ids: list[int], batch_size: int):
-    """Per-token tag probabilities of one document: its windows through the model, each token
-    taken from the window where it is most central (the Tagger's rule)."""
-    import torch
-
-    from inference.windows import most_central_window, window_bounds
-
-    bounds = window_bounds(len(ids), tagger.window - 2, tagger.stride)
-    window_probs = []
-    with torch.inference_mode():
-        for i in range(0, len(bounds), batch_size):
-            batch = bounds[i : i + batch_size]
-            width = max(end - start for start, end in batch) + 2
-            input_ids = torch.full((len(batch), width), tagger.pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (start, end) in enumerate(batch):
-                input_ids[row, : end - start + 2] = torch.tensor([tagger.cls_id, *ids[start:end], tagger.sep_id])
-                attention[row, : end - start + 2] = 1
-            logits = tagger.model(input_ids=input_ids.to(tagger.device), attention_mask=attention.to(tagger.device)).logits
-            window_probs += list(logits.float().softmax(-1).cpu())
-    choice = most_central_window(bounds, len(ids))
-    return torch.stack([window_probs[w][1 + t - bounds[w][0]] for t, w in enumerate(choice)])
 
 
 def to_results(entities: Sequence[Entity]) -> list[dict]:
