@@ -8,6 +8,7 @@ weights, config with id2label, tokenizer, the config used, metrics.json and a mo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -183,6 +184,7 @@ def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metric
     if config.output.fp16_weights:
         model = model.half()
     model.save_pretrained(tmp)
+    os.chmod(tmp / "model.safetensors", 0o644)  # safetensors writes 0600; a shipped model is read by anyone
     tokenizer.save_pretrained(tmp)
     (tmp / "training_config.yaml").write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
     (tmp / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
