@@ -49,6 +49,8 @@ def model_card(config: Config, metrics: dict) -> str:
             _table(cv["mean"]["model"]),
             "",
         ]
+        if "rules" in cv["mean"]:
+            parts += ["The regex + gazetteer rule baseline (`inference/rules.py`) on the same folds:", "", _table(cv["mean"]["rules"]), ""]
     if "eval" in metrics:
         parts += [f"Held-out documents {', '.join(metrics['eval_documents'])}:", "", _table(metrics["eval"]), ""]
     if not cv and "eval" not in metrics:
