@@ -148,3 +148,21 @@ def test_bad_training_inputs_fail_before_training(case, tmp_path, tiny_base_dir,
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, tiny_base_dir, gold_tasks):
+    from training.cv import cross_validate
+    from training.train import run_training
+
+    export = tmp_path / "two.json"
+    export.write_text(json.dumps([gold_tasks[2], gold_tasks[4]], ensure_ascii=False), encoding="utf-8")
+    overrides = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=1", "train.batch_size=8",
+                 "data.window=64", "data.stride=16", f"output.dir={tmp_path / 'model'}"]
+    run_training(load_config(None, overrides), progress=False)
+    report = cross_validate(load_config(None, overrides), progress=False)
+    assert [f["held_out"] for f in report["folds"]] == ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
+    assert set(report["mean"]) == {"model", "rules"}
+    assert json.loads((tmp_path / "model.cv.json").read_text())["folds"] == report["folds"]
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["cross_validation"]["mean"] == report["mean"]  # attached: same config
+    assert "rule baseline" in (tmp_path / "model" / "README.md").read_text()
