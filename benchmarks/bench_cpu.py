@@ -101,6 +101,16 @@ def onnx_tagger(model_dir: Path, threads: int | None):
     return Tagger(load_onnx_model(model_dir, threads=threads), AutoTokenizer.from_pretrained(model_dir), device="cpu")
 
 
+def run_times(run, repeats: int) -> list[float]:
+    """Wall-clock seconds of `repeats` calls of `run`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
@@ -180,11 +190,7 @@ def main(argv=None) -> int:
         before = torch.get_num_threads()
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            ts = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                tagger_spans(tagger, texts, args.batch_size)
-                ts.append(time.perf_counter() - start)
+            ts = run_times(lambda: tagger_spans(tagger, texts, args.batch_size), args.repeats)
             print(f"  tagger torch, {threads} intra-op thread(s): {chars / statistics.median(ts):9,.0f} chars/s  "
                   f"runs {' '.join(f'{t:.1f}' for t in ts)}")
         torch.set_num_threads(before)
@@ -192,11 +198,7 @@ def main(argv=None) -> int:
             for threads in (1, 2):
                 onnx = onnx_tagger(args.model_dir, threads)
                 tagger_spans(onnx, texts[:1], args.batch_size)
-                ts = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    tagger_spans(onnx, texts, args.batch_size)
-                    ts.append(time.perf_counter() - start)
+                ts = run_times(lambda: tagger_spans(onnx, texts, args.batch_size), args.repeats)
                 print(f"  tagger onnx int8, {threads} intra-op thread(s): {chars / statistics.median(ts):9,.0f} chars/s  "
                       f"runs {' '.join(f'{t:.1f}' for t in ts)}")
     return 0

@@ -8,6 +8,7 @@ document that cannot be read or tagged goes to OUT.errors.jsonl and the run goes
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import sys
@@ -90,8 +91,6 @@ class _StdoutRun:
         return False
 
     def write(self, doc: dict) -> None:
-        import json
-
         sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
