@@ -84,7 +84,8 @@ def cmd_train(args) -> int:
 def cmd_cv(args) -> int:
     from training.cv import cross_validate
 
-    cross_validate(_config(args), progress=not args.quiet, baseline=not args.no_baseline)
+    cross_validate(_config(args), progress=not args.quiet, baseline=not args.no_baseline, keep_models=args.keep_models,
+                   onnx=args.onnx)
     return 0
 
 
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
         if name == "cv":
             p.add_argument("--no-baseline", action="store_true", help="skip the rule-based baseline")
+            p.add_argument("--keep-models", action="store_true", help="keep each fold's model in OUTPUT.folds/ID/")
+            p.add_argument("--onnx", action="store_true", help="also score each fold's model as int8 ONNX")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export-onnx", help="export a model folder to ONNX (fp32, checked) and int8 (for --backend onnx)")

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import torch
 
-from .bio import tags_to_spans
+from .bio import tags_to_spans, viterbi_decode
 from .schema import REPO_ROOT, Entity
 from .windows import encode_text, most_central_window, window_bounds
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 REQUIRED_FILES = ("config.json", "tokenizer.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# viterbi: the most probable valid IOB2 sequence (bio.viterbi_decode); greedy: per-token argmax,
+# invalid sequences repaired by tags_to_spans. Viterbi is the default: see README, decoding.
+DECODINGS = ("viterbi", "greedy")
 
 
 class ModelFolderError(Exception):
@@ -91,7 +94,11 @@ class _Window:
 
 
 class Tagger:
-    def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None):
+    def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None,
+                 decoding: str = "viterbi"):
+        if decoding not in DECODINGS:
+            raise ValueError(f"unknown decoding {decoding!r}: use {' or '.join(DECODINGS)}")
+        self.decoding = decoding
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -99,6 +106,7 @@ class Tagger:
         self.window = window or trained.get("window", 256)
         self.stride = stride if stride is not None else trained.get("stride", self.window // 4)
         self.id2label = {int(i): tag for i, tag in model.config.id2label.items()}
+        self.tag_order = [self.id2label[i] for i in range(len(self.id2label))]
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id or 0
 
@@ -166,9 +174,12 @@ class Tagger:
             choice = most_central_window(bounds_per_doc[d], len(ids))
             rows = [by_doc[d][w].probs[t - by_doc[d][w].token_start] for t, w in enumerate(choice)]
             probs = torch.stack(rows) if rows else torch.zeros((0, len(self.id2label)))
-            best = probs.max(-1)
-            tags = [self.id2label[int(i)] for i in best.indices]
-            predictions.append(TokenPredictions(offsets, tags, best.values.tolist(), probs))
+            if self.decoding == "viterbi":
+                tags, scores = viterbi_decode(probs, self.tag_order)
+            else:
+                best = probs.max(-1)
+                tags, scores = [self.id2label[int(i)] for i in best.indices], best.values.tolist()
+            predictions.append(TokenPredictions(offsets, tags, scores, probs))
         return predictions
 
     @torch.inference_mode()

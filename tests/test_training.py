@@ -159,9 +159,14 @@ def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, ti
     overrides = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=1", "train.batch_size=8",
                  "data.window=64", "data.stride=16", f"output.dir={tmp_path / 'model'}"]
     run_training(load_config(None, overrides), progress=False)
-    report = cross_validate(load_config(None, overrides), progress=False)
-    assert [f["held_out"] for f in report["folds"]] == ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
-    assert set(report["mean"]) == {"model", "rules"}
+    report = cross_validate(load_config(None, overrides), progress=False, keep_models=True, onnx=True)
+    held_out = ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
+    assert [f["held_out"] for f in report["folds"]] == held_out
+    assert set(report["mean"]) == {"model", "model_greedy", "model_int8", "rules"}
+    for doc_id in held_out:  # each fold's model is kept, knows what it was not trained on, and has its int8 export
+        fold_dir = tmp_path / "model.folds" / doc_id
+        assert json.loads((fold_dir / "metrics.json").read_text())["eval_documents"] == [doc_id]
+        assert (fold_dir / "model.safetensors").is_file() and (fold_dir / "model.int8.onnx").is_file()
     assert json.loads((tmp_path / "model.cv.json").read_text())["folds"] == report["folds"]
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["cross_validation"]["mean"] == report["mean"]  # attached: same config

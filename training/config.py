@@ -48,8 +48,8 @@ class AugmentConfig:
 
 @dataclass
 class SilverConfig:
-    documents: int = 0  # People's Daily 1998 paragraphs with rule labels for a first stage (0 = off)
-    epochs: float = 1.0
+    documents: int = 0  # People's Daily 1998 paragraphs, silver-labelled, for a first stage (0 = off); training/silver.py
+    epochs: float = 1.0  # epochs of that first stage
 
 
 @dataclass

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 from .config import Config, resolve_path
 from .evaluate import format_table, span_metrics
-from .train import evaluate_model, fit, load_gold, prepare
+from .train import evaluate_model, fit, load_gold, prepare, save_model_folder
+
+
+def folds_dir(config: Config) -> Path:
+    out = resolve_path(config.output.dir)
+    return out.with_name(out.name + ".folds")
 
 
 def cv_report_path(config: Config) -> Path:
@@ -47,7 +53,8 @@ def _mean(tables: list[dict]) -> dict:
     return out
 
 
-def cross_validate(config: Config, progress: bool = False, baseline: bool = True) -> dict:
+def cross_validate(config: Config, progress: bool = False, baseline: bool = True, keep_models: bool = False,
+                   onnx: bool = False) -> dict:
     docs = load_gold(config)
     if len(docs) < 2:
         raise ValueError("cross-validation needs at least two annotated documents")
@@ -63,15 +70,25 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
         prepared = prepare(fold_config)
         print(f"fold: hold out {doc.id} ({len(prepared.train_docs)} training documents)", flush=True)
         _, model = fit(prepared, progress)
-        fold = {"held_out": doc.id, "model": evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.stride)}
+        fold = {"held_out": doc.id}
+        for name, decoding in (("model", "viterbi"), ("model_greedy", "greedy")):
+            fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.stride, decoding)
         print(format_table(fold["model"], f"model, held out {doc.id}"), flush=True)
+        if keep_models or onnx:
+            fold_dir = folds_dir(config) / _safe_name(doc.id)
+            fold_config.output.dir = str(fold_dir)
+            save_model_folder(model, prepared.tokenizer, fold_config, fold_dir, {"eval": fold["model"], "eval_documents": [doc.id]})
+            if onnx:
+                fold["model_int8"] = _score_int8(fold_dir, doc)
+                print(format_table(fold["model_int8"], f"model int8 (onnx), held out {doc.id}"), flush=True)
+            if not keep_models:
+                shutil.rmtree(fold_dir)
         if rule_tagger is not None:
             fold["rules"] = span_metrics([doc.text], [doc.entities], [rule_tagger.tag(doc.text)])
         folds.append(fold)
         del model
-    report = {"config": _comparable(config), "folds": folds, "mean": {"model": _mean([f["model"] for f in folds])}}
-    if rule_tagger is not None:
-        report["mean"]["rules"] = _mean([f["rules"] for f in folds])
+    tables = [name for name in folds[0] if name != "held_out"]
+    report = {"config": _comparable(config), "folds": folds, "mean": {name: _mean([f[name] for f in folds]) for name in tables}}
     path = cv_report_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -80,6 +97,19 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     print(f"cross-validation report written to {path}", flush=True)
     attach_to_model_folder(config, report)
     return report
+
+
+def _safe_name(doc_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
+
+
+def _score_int8(fold_dir: Path, doc) -> dict:
+    from inference.onnx_backend import export_onnx
+    from inference.tagger import Tagger
+
+    export_onnx(fold_dir)
+    tagger = Tagger.load(fold_dir, backend="onnx")
+    return span_metrics([doc.text], [doc.entities], [tagger.tag(doc.text).entities])
 
 
 def attach_to_model_folder(config: Config, report: dict) -> None:

@@ -140,7 +140,12 @@ def fit(prepared: Prepared, progress: bool = True):
     print(f"training data: {report.summary()}", flush=True)
     for doc_id, m in report.misaligned[:10]:
         print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
-    model = load_model(prepared.base_path, cfg.model.layers, cfg.model.random_init)
+    base_path = prepared.base_path
+    if cfg.silver.documents:  # first stage on silver data; the gold stage starts from its weights
+        from .silver import ensure_silver_stage
+
+        base_path = ensure_silver_stage(prepared, progress)
+    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not cfg.silver.documents)
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="eastwest-trainer-"),  # nothing is checkpointed there
         num_train_epochs=cfg.train.epochs,
@@ -168,12 +173,12 @@ def fit(prepared: Prepared, progress: bool = True):
     return trainer, trainer.model
 
 
-def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int) -> dict:
+def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int, decoding: str = "viterbi") -> dict:
     from inference.tagger import Tagger
 
     from .evaluate import span_metrics
 
-    tagger = Tagger(model, tokenizer, window=window, stride=stride)
+    tagger = Tagger(model, tokenizer, window=window, stride=stride, decoding=decoding)
     predicted = [d.entities for d in tagger.tag_many([doc.text for doc in docs])]
     return span_metrics([d.text for d in docs], [d.entities for d in docs], predicted)
 
