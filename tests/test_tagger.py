@@ -139,3 +139,47 @@ def test_tag_cli_missing_model_is_one_line(tmp_path):
     proc = _tag(str(SEEDS), "--model", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert b"does not exist" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def _valid_iob2(tags) -> bool:
+    return all(not t.startswith("I-") or (p in ("B-" + t[2:], t)) for p, t in zip(["O", *tags], tags))
+
+
+def test_viterbi_matches_brute_force_over_valid_sequences():
+    """The reference: enumerate every valid IOB2 sequence of a short text and take the best product."""
+    import itertools
+    import math
+
+    import torch
+
+    from inference.bio import viterbi_decode
+
+    tags = ["O", "B-A", "I-A", "B-B", "I-B"]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        probs = torch.rand((5, len(tags)), generator=generator).softmax(-1)
+        best = max((seq for seq in itertools.product(range(len(tags)), repeat=5) if _valid_iob2([tags[i] for i in seq])),
+                   key=lambda seq: sum(math.log(probs[t, i]) for t, i in enumerate(seq)))
+        decoded, scores = viterbi_decode(probs, tags)
+        assert decoded == [tags[i] for i in best]
+        assert scores == pytest.approx([float(probs[t, i]) for t, i in enumerate(best)])
+
+
+def test_viterbi_never_mixes_labels_inside_an_entity(tagger):
+    """Greedy decoding can emit B-PEOPLE_COUNT I-PROJECT_COUNT; the Tagger's default cannot."""
+    import torch
+
+    from inference.bio import viterbi_decode
+
+    tags = tagger.tag_order
+    probs = torch.full((3, len(tags)), 0.01)
+    probs[0, tags.index("B-PEOPLE_COUNT")] = 0.6  # "2"
+    probs[1, tags.index("I-PROJECT_COUNT")] = 0.5  # "9"
+    probs[1, tags.index("I-PEOPLE_COUNT")] = 0.3
+    probs[2, tags.index("I-PROJECT_COUNT")] = 0.5  # "个"
+    probs[2, tags.index("I-PEOPLE_COUNT")] = 0.4
+    decoded, _ = viterbi_decode(probs, tags)
+    assert decoded == ["B-PEOPLE_COUNT", "I-PEOPLE_COUNT", "I-PEOPLE_COUNT"]
+    (_, tokens), = tagger.predict_tokens(["2021年4月，天津市和平区帮扶会宁县29个项目，带动2086人就业。" * 20])
+    assert _valid_iob2(tokens.tags)
+    assert viterbi_decode(torch.zeros((0, len(tags))), tags) == ([], [])
