@@ -48,6 +48,16 @@ def _open_tagger(args):
 
 
 def cmd_tag(args) -> int:
+    if args.engine == "ray":
+        from .ray_engine import RayEngineError, tag_with_ray
+
+        try:
+            counts = tag_with_ray(args)
+        except RayEngineError as exc:
+            raise UserError(str(exc)) from None
+        print(f"eastwest: {counts['documents']} documents tagged, {counts['errors']} errors (rows with `error`) "
+              f"in {args.output}", file=sys.stderr)
+        return 0
     from .batch import tag_inputs
 
     return tag_inputs(args)
@@ -123,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the output suffix, else jsonl")
     p.add_argument("--text-field", default="text", help="the text field of JSONL inputs")
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
-    p.add_argument("--workers", type=int, default=1, help="CPU worker processes")
+    p.add_argument("--workers", type=int, default=1, help="CPU worker processes (with --engine ray: tagger actors)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default; resumable) or ray: a Ray Data job writing a folder of parts (inference/ray_engine.py)")
+    p.add_argument("--cpus-per-worker", type=int, default=1, help="--engine ray: CPUs (torch threads) per actor")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per actor (with --device cuda)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _model_args(p)
     p.set_defaults(func=cmd_tag)

@@ -2,7 +2,9 @@
 
 `iter_documents(inputs)` walks files, directories (recursively, in sorted order), glob patterns,
 `-` (standard input, one document), `.zip` / `.tar.gz` / `.tgz` archives, `.jsonl` files (one
-document per line), `.html` / `.htm` pages and plain text (`.txt` or no extension). It is a
+document per line), `.parquet` files (one document per row), `.html` / `.htm` pages and plain
+text (`.txt` or no extension). `list_files` + `read_file` are the same in two steps, for engines
+that list on one machine and read on many (ray_engine.py). It is a
 generator: one document is in memory at a time, so a corpus of any size streams through.
 
 A document's `source` is the path of the file it was read from (the archive, for a member;
@@ -15,6 +17,7 @@ Ids are stable across runs and unique within one call, because resuming a run ke
   - a file named directly or matched by a glob: the path as given (`data/a.txt`);
   - an archive member: `<archive id>!<member path>`;
   - a JSONL line: its `id` field when present, else `<file id>:<line number>` (1-based);
+  - a Parquet row: its `id` column when present, else `<file id>:<row number>` (1-based);
   - standard input: `<stdin>`.
 The n-th document with an id already produced becomes a BadDoc with id `<id>#<n>`, so that
 every id yielded, good or bad, is unique (the ids seen so far are kept for this, a few dozen bytes
@@ -99,23 +102,35 @@ def iter_documents(inputs: list[str], text_field: str = "text", max_bytes: int =
 def _iter_input(given: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
     if given == "-":
         yield _text_doc(STDIN_ID, given, sys.stdin.buffer.read(max_bytes + 1), "text", max_bytes)
-    elif os.path.isdir(given):
-        for found in _walk(given):
-            if isinstance(found, OSError):
-                yield BadDoc(_posix(os.path.relpath(found.filename, given)), found.filename,
-                             f"cannot list directory: {found.strerror}")
-            else:
-                yield from _iter_file(found, _posix(os.path.relpath(found, given)), found, text_field, max_bytes)
-    elif os.path.exists(given):
-        yield from _iter_file(given, _posix(given), given, text_field, max_bytes)
-    elif _GLOB_MAGIC.search(given):
-        matches = sorted(glob.glob(given, recursive=True))
-        if not matches:
-            yield BadDoc(given, given, "glob pattern matches nothing")
-        for match in matches:
-            yield from _iter_input(match, text_field, max_bytes)
-    else:
-        yield BadDoc(given, given, "no such file or directory")
+        return
+    for found in list_files([given]):
+        if isinstance(found, BadDoc):
+            yield found
+        else:
+            yield from read_file(*found, text_field=text_field, max_bytes=max_bytes)
+
+
+def list_files(inputs: list[str]) -> Iterator[tuple[str, str] | BadDoc]:
+    """(path, document id) of every file the inputs name, or a BadDoc for an input that names
+    nothing readable. Reading is separate (`read_file`), so that a distributed run can list on
+    one machine and read on many."""
+    for given in inputs:
+        if os.path.isdir(given):
+            for found in _walk(given):
+                if isinstance(found, OSError):
+                    yield BadDoc(_posix(os.path.relpath(found.filename, given)), found.filename,
+                                 f"cannot list directory: {found.strerror}")
+                else:
+                    yield found, _posix(os.path.relpath(found, given))
+        elif os.path.exists(given):
+            yield given, _posix(given)
+        elif _GLOB_MAGIC.search(given):
+            matches = sorted(glob.glob(given, recursive=True))
+            if not matches:
+                yield BadDoc(given, given, "glob pattern matches nothing")
+            yield from list_files(matches)
+        else:
+            yield BadDoc(given, given, "no such file or directory")
 
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
@@ -148,10 +163,12 @@ def _kind(name: str) -> str | None:
     if lower.endswith((".tar.gz", ".tgz")):
         return "tar"
     suffix = os.path.splitext(lower)[1]
-    return {".zip": "zip", ".jsonl": "jsonl", ".html": "html", ".htm": "html", ".txt": "text", "": "text"}.get(suffix)
+    return {".zip": "zip", ".jsonl": "jsonl", ".parquet": "parquet", ".html": "html", ".htm": "html", ".txt": "text", "": "text"}.get(suffix)
 
 
-def _iter_file(path: str, doc_id: str, source: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
+def read_file(path: str, doc_id: str, text_field: str = "text", max_bytes: int = MAX_BYTES) -> Iterator[Doc]:
+    """The documents of one file (several for archives, JSONL and Parquet), good or bad."""
+    source = path
     kind = _kind(path)
     try:
         if kind == "zip":
@@ -161,6 +178,8 @@ def _iter_file(path: str, doc_id: str, source: str, text_field: str, max_bytes: 
         elif kind == "jsonl":
             with open(path, "rb") as f:
                 yield from _iter_jsonl(f, doc_id, source, text_field, max_bytes)
+        elif kind == "parquet":
+            yield from _iter_parquet(path, doc_id, text_field, max_bytes)
         elif kind is None:
             yield BadDoc(doc_id, source, f"unsupported file type {os.path.splitext(path)[1]!r}")
         elif os.path.getsize(path) > max_bytes:
@@ -189,8 +208,8 @@ def _iter_member(stream: BinaryIO, name: str, doc_id: str, source: str, text_fie
     kind = _kind(name)
     if kind == "jsonl":
         yield from _iter_jsonl(stream, doc_id, source, text_field, max_bytes)
-    elif kind in ("zip", "tar"):
-        yield BadDoc(doc_id, source, "nested archives are not read")
+    elif kind in ("zip", "tar", "parquet"):
+        yield BadDoc(doc_id, source, f"{kind} files inside archives are not read")
     elif kind is None:
         yield BadDoc(doc_id, source, f"unsupported file type {os.path.splitext(name)[1]!r}")
     else:
@@ -279,6 +298,37 @@ def _iter_jsonl(stream: BinaryIO, file_id: str, source: str, text_field: str, ma
             yield BadDoc(line_id, source, f"line {lineno}: empty text")
         else:
             yield SourceDoc(line_id, source, text, "utf-8")
+
+
+def _iter_parquet(path: str, file_id: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
+    """One document per row: its `text_field` column; the id from an `id` column when the row has
+    one, else `<file id>:<row number>` (1-based). Read one row group at a time."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        yield BadDoc(file_id, path, f"not a readable Parquet file: {e}")
+        return
+    names = parquet.schema_arrow.names
+    if text_field not in names:
+        yield BadDoc(file_id, path, f"no column {text_field!r} (columns: {', '.join(names)})")
+        return
+    columns = [text_field] + (["id"] if "id" in names and text_field != "id" else [])
+    row = 0
+    for batch in parquet.iter_batches(columns=columns, batch_size=256):
+        ids = batch.column("id").to_pylist() if "id" in columns else [None] * batch.num_rows
+        for text, given_id in zip(batch.column(text_field).to_pylist(), ids):
+            row += 1
+            doc_id = str(given_id) if given_id not in (None, "") else f"{file_id}:{row}"
+            if not isinstance(text, str):
+                yield BadDoc(doc_id, path, f"row {row}: {text_field!r} is not a string")
+            elif not text.strip():
+                yield BadDoc(doc_id, path, f"row {row}: empty text")
+            elif len(text.encode("utf-8")) > max_bytes:
+                yield BadDoc(doc_id, path, f"row {row}: larger than the {max_bytes}-byte limit")
+            else:
+                yield SourceDoc(doc_id, path, text, "utf-8")
 
 
 # --- one document's bytes -> text --------------------------------------------------------------

@@ -49,6 +49,11 @@ def model_card(config: Config, metrics: dict) -> str:
             _table(cv["mean"]["model"]),
             "",
         ]
+        variants = {"model_greedy": "greedy argmax decoding instead of Viterbi",
+                    "model_int8": "the int8 ONNX export (`--backend onnx`)"}
+        parts += [f"- micro F1 with {what}: {cv['mean'][name]['micro']['f1']:.3f}" for name, what in variants.items()
+                  if name in cv["mean"]]
+        parts += [""] if any(name in cv["mean"] for name in variants) else []
         if "rules" in cv["mean"]:
             parts += ["The regex + gazetteer rule baseline (`inference/rules.py`) on the same folds:", "", _table(cv["mean"]["rules"]), ""]
     if "eval" in metrics:
