@@ -53,6 +53,13 @@ class SilverConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = ""  # a trained model folder to distil from ("" = off); training/distill.py
+    temperature: float = 2.0  # softens both distributions; the KL term is scaled by its square
+    alpha: float = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the gold labels
+
+
+@dataclass
 class TrainConfig:
     epochs: float = 8.0
     batch_size: int = 16
@@ -76,6 +83,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     silver: SilverConfig = field(default_factory=SilverConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 

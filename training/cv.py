@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import Config, resolve_path
 from .evaluate import format_table, span_metrics
-from .train import evaluate_model, fit, load_gold, prepare, save_model_folder
+from .train import TrainingError, evaluate_model, fit, load_gold, prepare, save_model_folder
 
 
 def folds_dir(config: Config) -> Path:
@@ -67,6 +67,8 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     for doc in docs:
         fold_config = copy.deepcopy(config)
         fold_config.data.eval_documents = [doc.id]
+        if config.distill.teacher:  # the teacher must not have seen the held-out article either
+            fold_config.distill.teacher = str(fold_teacher(config.distill.teacher, doc.id))
         prepared = prepare(fold_config)
         print(f"fold: hold out {doc.id} ({len(prepared.train_docs)} training documents)", flush=True)
         _, model = fit(prepared, progress)
@@ -97,6 +99,15 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     print(f"cross-validation report written to {path}", flush=True)
     attach_to_model_folder(config, report)
     return report
+
+
+def fold_teacher(teacher: str, doc_id: str) -> Path:
+    folder = resolve_path(teacher)
+    fold = folder.with_name(folder.name + ".folds") / _safe_name(doc_id)
+    if not (fold / "config.json").is_file():
+        raise TrainingError(f"cross-validating a distilled student needs the teacher's fold model {fold}; "
+                            f"run `eastwest cv` on the teacher's config with --keep-models first")
+    return fold
 
 
 def _safe_name(doc_id: str) -> str:

@@ -133,6 +133,7 @@ def ensure_silver_stage(prepared, progress: bool = True) -> str:
     stage_config = copy.deepcopy(config)
     stage_config.augment.copies = 0
     stage_config.silver.documents = 0
+    stage_config.distill.teacher = ""
     stage_config.train.epochs = config.silver.epochs
     stage = Prepared(stage_config, prepared.base_path, prepared.tokenizer, docs, [])
     trainer, model = fit(stage, progress)

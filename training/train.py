@@ -74,6 +74,9 @@ def prepare(config: Config) -> Prepared:
     train_docs, eval_docs = split_by_document(docs, config.data.eval_documents)
     if not train_docs:
         raise TrainingError("the training set is empty: every document is held out for evaluation")
+    teacher = config.distill.teacher
+    if teacher and not (resolve_path(teacher) / "config.json").is_file():
+        raise TrainingError(f"distill.teacher {teacher}: not a model folder (no config.json)")
     base_path = ensure_base_model(config.model.base)
     tokenizer = load_tokenizer(base_path)
     return Prepared(config, base_path, tokenizer, train_docs, eval_docs)
@@ -146,6 +149,16 @@ def fit(prepared: Prepared, progress: bool = True):
 
         base_path = ensure_silver_stage(prepared, progress)
     model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not cfg.silver.documents)
+    train_dataset = dataset.remove_columns(["doc_id", "window_start"])
+    trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
+    if cfg.distill.teacher:  # the student learns the teacher's distributions too (training/distill.py)
+        from .distill import DistillationCollator, DistillationTrainer, add_teacher_logits, load_teacher
+
+        teacher = load_teacher(str(resolve_path(cfg.distill.teacher)), len(LABELS.tags))
+        train_dataset = add_teacher_logits(train_dataset, teacher, prepared.tokenizer.pad_token_id or 0)
+        del teacher
+        trainer_class, collator_class = DistillationTrainer, DistillationCollator
+        extra = {"temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha}
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="eastwest-trainer-"),  # nothing is checkpointed there
         num_train_epochs=cfg.train.epochs,
@@ -159,15 +172,17 @@ def fit(prepared: Prepared, progress: bool = True):
         eval_strategy="no",
         report_to="none",
         disable_tqdm=not progress,
+        remove_unused_columns=False,  # the columns are exactly what the collator needs
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
-    trainer = Trainer(
+    trainer = trainer_class(
         model=model,
         optimizers=(build_optimizer(model, cfg.train), None),  # scheduler: linear with warmup, from args
         args=args,
-        train_dataset=dataset.remove_columns(["doc_id", "window_start"]),
-        data_collator=DataCollatorForTokenClassification(prepared.tokenizer),
+        train_dataset=train_dataset,
+        data_collator=collator_class(prepared.tokenizer),
+        **extra,
     )
     trainer.train()
     return trainer, trainer.model

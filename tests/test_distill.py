@@ -1,0 +1,58 @@
+"""Distillation: the loss is the teacher/student divergence, and a student trains end to end."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from training.config import load_config
+
+
+def _inputs(tokenizer, texts):
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].clone().fill_(0)
+    labels[batch["attention_mask"] == 0] = -100
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": labels}
+
+
+def test_distillation_loss_is_zero_for_a_perfect_student_and_positive_otherwise(tiny_model_dir):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments
+
+    from training.distill import TEACHER_COLUMN, DistillationTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    teacher = AutoModelForTokenClassification.from_pretrained(tiny_model_dir).eval()
+    inputs = _inputs(tokenizer, ["天津市和平区帮扶会宁县3.3亿元", "带动2086人就业"])
+    with torch.no_grad():
+        teacher_logits = teacher(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    args = TrainingArguments(output_dir="/tmp/unused", report_to="none", use_cpu=True)
+    trainer = DistillationTrainer(model=teacher, args=args, temperature=2.0, alpha=1.0)
+    same = trainer.compute_loss(teacher, {**inputs, TEACHER_COLUMN: teacher_logits})
+    assert float(same.detach()) == pytest.approx(0.0, abs=1e-5)
+    other = copy.deepcopy(teacher)
+    torch.nn.init.normal_(other.classifier.weight, std=1.0)
+    assert float(trainer.compute_loss(other, {**inputs, TEACHER_COLUMN: teacher_logits}).detach()) > 0.01
+    trainer.alpha = 0.0  # only the gold labels: the ordinary token-classification loss
+    gold_only = trainer.compute_loss(other, {**inputs, TEACHER_COLUMN: teacher_logits})
+    assert float(gold_only.detach()) == pytest.approx(float(other(**inputs).loss.detach()), rel=1e-5)
+
+
+def test_student_trains_from_a_teacher_folder(tmp_path, tiny_base_dir, tiny_model_dir, gold_tasks):
+    from training.cv import cross_validate
+    from training.train import TrainingError, run_training
+
+    export = tmp_path / "one.json"
+    export.write_text(json.dumps([gold_tasks[2], gold_tasks[4]], ensure_ascii=False), encoding="utf-8")
+    overrides = [f"model.base={tiny_base_dir}", "model.layers=1", f"data.train=[{export}]", "train.epochs=1",
+                 "train.batch_size=8", "data.window=64", "data.stride=16", f"distill.teacher={tiny_model_dir}",
+                 f"output.dir={tmp_path / 'student'}"]
+    folder = run_training(load_config(None, overrides), progress=False)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1
+    assert (folder / "training_config.yaml").read_text().count(str(tiny_model_dir)) == 1
+    with pytest.raises(TrainingError, match="fold model"):  # CV needs the teacher's own fold models
+        cross_validate(load_config(None, overrides), progress=False)
+    with pytest.raises(TrainingError, match="not a model folder"):
+        run_training(load_config(None, overrides[:-2] + [f"distill.teacher={tmp_path}"]), progress=False)

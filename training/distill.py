@@ -1,0 +1,87 @@
+"""Knowledge distillation: a smaller student learns the teacher's per-token distributions.
+
+With `distill.teacher` set to a trained model folder, training runs the teacher once over every
+training window (gold and augmented text alike) and keeps its logits; the student's loss is then
+
+    alpha * T² * KL(softmax(teacher / T) || softmax(student / T))  +  (1 - alpha) * cross-entropy(gold)
+
+over the real tokens of each window (special tokens and padding masked out). The teacher's soft
+labels say which wrong tags are nearly right (B-ORG vs B-REGION on 会宁县人民医院), which the gold
+one-hot labels cannot. Logits are computed once, not per epoch: on CPU the teacher's forward pass
+would otherwise cost as much as the student's training step.
+
+Cross-validation of a student must not let the held-out article leak through the teacher: each
+fold uses the teacher's own fold model, `<teacher>.folds/<held-out id>/`, which
+`eastwest cv TEACHER_CONFIG --keep-models` leaves behind (training/cv.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import DataCollatorForTokenClassification, Trainer
+
+from .train import TrainingError
+
+TEACHER_COLUMN = "teacher_logits"
+
+
+def load_teacher(path: str, num_tags: int):
+    from transformers import AutoModelForTokenClassification
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise TrainingError(f"distill.teacher {path}: not a model folder (no config.json)")
+    teacher = AutoModelForTokenClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    if teacher.config.num_labels != num_tags:
+        raise TrainingError(f"distill.teacher {path}: {teacher.config.num_labels} tags, the label set has {num_tags}")
+    return teacher
+
+
+@torch.inference_mode()
+def add_teacher_logits(dataset, teacher, pad_id: int, batch_size: int = 32):
+    """The dataset with a column of the teacher's logits for each window (tokens × tags)."""
+    logits: list = []
+    rows = dataset["input_ids"]
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size]
+        width = max(len(r) for r in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for j, r in enumerate(batch):
+            ids[j, : len(r)] = torch.tensor(r)
+            mask[j, : len(r)] = 1
+        out = teacher(input_ids=ids, attention_mask=mask).logits.float()
+        logits += [out[j, : len(r)].tolist() for j, r in enumerate(batch)]
+    return dataset.add_column(TEACHER_COLUMN, logits)
+
+
+class DistillationCollator(DataCollatorForTokenClassification):
+    """Pads the teacher's logits like the labels (padding rows are masked out of the loss)."""
+
+    def __call__(self, features, return_tensors=None):
+        teacher = [f.pop(TEACHER_COLUMN) for f in features]
+        batch = super().__call__(features, return_tensors)
+        width = batch["input_ids"].shape[1]
+        padded = torch.zeros((len(teacher), width, len(teacher[0][0])))
+        for j, rows in enumerate(teacher):
+            padded[j, : len(rows)] = torch.tensor(rows)
+        batch[TEACHER_COLUMN] = padded
+        return batch
+
+
+class DistillationTrainer(Trainer):
+    def __init__(self, *args, temperature: float, alpha: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.temperature, self.alpha = temperature, alpha
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher = inputs.pop(TEACHER_COLUMN)
+        outputs = model(**inputs)
+        real = inputs["labels"] != -100
+        t = self.temperature
+        kl = F.kl_div(F.log_softmax(outputs.logits[real] / t, -1), F.log_softmax(teacher[real].to(outputs.logits) / t, -1),
+                      reduction="batchmean", log_target=True) * t * t
+        loss = self.alpha * kl + (1 - self.alpha) * outputs.loss
+        return (loss, outputs) if return_outputs else loss
