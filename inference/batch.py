@@ -101,6 +101,41 @@ class _StdoutRun:
         pass
 
 
+def count_documents(inputs: list[str]) -> int | None:
+    """About how many documents the inputs hold, for the progress bar's ETA (hidden archive
+    members count, and a damaged file counts one); None when that would need a full read (a
+    .tar.gz must be decompressed to list it). Only listings, metadata and line breaks are read."""
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    from .readers import file_kind, list_files
+
+    total = 0
+    for found in list_files(inputs):
+        if isinstance(found, BadDoc):
+            total += 1
+            continue
+        path = found[0]
+        kind = file_kind(path)
+        try:
+            if kind == "tar":
+                return None
+            if kind == "zip":
+                with zipfile.ZipFile(path) as archive:
+                    total += sum(1 for info in archive.infolist() if not info.is_dir())
+            elif kind == "jsonl":
+                with open(path, "rb") as f:
+                    total += sum(1 for line in f if line.strip())
+            elif kind == "parquet":
+                total += pq.ParquetFile(path).metadata.num_rows
+            else:
+                total += 1
+        except Exception:  # noqa: BLE001 - a damaged file is one error document when read
+            total += 1
+    return total
+
+
 def output_format(path: str | None, given: str | None) -> str:
     if given:
         return given
@@ -120,16 +155,20 @@ def tag_inputs(args) -> int:
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     counts = {"tagged": 0, "errors": 0, "skipped": 0, "chars": 0}
-    bar = tqdm(unit="doc", disable=args.quiet or not sys.stderr.isatty(), file=sys.stderr)
+    show = not args.quiet and sys.stderr.isatty()
+    total = count_documents(args.inputs) if show and args.inputs and "-" not in args.inputs else None
+    bar = tqdm(total=total, unit="doc", disable=not show, file=sys.stderr)
     started = time.time()
 
     def pending() -> Iterator[SourceDoc]:
         for doc in iter_documents(args.inputs or ["-"], text_field=args.text_field):
             if run.done(doc.id):
                 counts["skipped"] += 1
+                bar.update(1)
             elif isinstance(doc, BadDoc):
                 run.error(doc.id, doc.source, doc.reason)
                 counts["errors"] += 1
+                bar.update(1)
             else:
                 yield doc
 

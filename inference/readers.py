@@ -158,7 +158,7 @@ def _posix(path: str) -> str:
     return os.path.normpath(path).replace(os.sep, "/")
 
 
-def _kind(name: str) -> str | None:
+def file_kind(name: str) -> str | None:
     lower = name.lower()
     if lower.endswith((".tar.gz", ".tgz")):
         return "tar"
@@ -169,7 +169,7 @@ def _kind(name: str) -> str | None:
 def read_file(path: str, doc_id: str, text_field: str = "text", max_bytes: int = MAX_BYTES) -> Iterator[Doc]:
     """The documents of one file (several for archives, JSONL and Parquet), good or bad."""
     source = path
-    kind = _kind(path)
+    kind = file_kind(path)
     try:
         if kind == "zip":
             yield from _iter_zip(path, doc_id, source, text_field, max_bytes)
@@ -205,7 +205,7 @@ def _skipped_member(name: str) -> bool:
 
 def _iter_member(stream: BinaryIO, name: str, doc_id: str, source: str, text_field: str,
                  max_bytes: int) -> Iterator[Doc]:
-    kind = _kind(name)
+    kind = file_kind(name)
     if kind == "jsonl":
         yield from _iter_jsonl(stream, doc_id, source, text_field, max_bytes)
     elif kind in ("zip", "tar", "parquet"):

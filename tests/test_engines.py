@@ -105,3 +105,47 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, tiny_model_dir
         import ray
 
         ray.shutdown()
+
+
+def test_progress_bar_knows_the_total_on_a_terminal(tmp_path, tiny_model_dir):
+    """On a TTY the bar counts documents against a total (so it can show an ETA), skipped ones too."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import zipfile
+
+    import pyarrow as pa
+
+    from inference.batch import count_documents
+
+    inputs = tmp_path / "in"
+    _reports(inputs, 5)
+    (inputs / "lines.jsonl").write_text('{"text": "天津市"}\n\n{"text": "会宁县"}\n{"text": "甘肃省"}\n', encoding="utf-8")
+    with zipfile.ZipFile(inputs / "two.zip", "w") as archive:
+        archive.writestr("a.txt", "天津市和平区")
+        archive.writestr("b/c.txt", "甘肃省会宁县")
+    pq.write_table(pa.table({"text": ["一", "二", "三", "四"]}), inputs / "rows.parquet")
+    assert count_documents([str(inputs)]) == 5 + 3 + 2 + 4
+    (tmp_path / "x.tar.gz").write_bytes(b"")
+    assert count_documents([str(inputs), str(tmp_path / "x.tar.gz")]) is None
+
+    out = tmp_path / "out.jsonl"
+    for run in range(2):
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
+        proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", str(inputs), "-o", str(out), "--model",
+                                 str(tiny_model_dir)], cwd=REPO, stderr=follower, stdout=subprocess.DEVNULL)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait() == 0
+        os.close(leader)
+        assert "14/14" in shown.decode("utf-8", "replace")  # the second run: all 14 skipped, bar still full
