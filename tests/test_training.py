@@ -171,3 +171,29 @@ def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, ti
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["cross_validation"]["mean"] == report["mean"]  # attached: same config
     assert "rule baseline" in (tmp_path / "model" / "README.md").read_text()
+
+
+def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir, gold_tasks):
+    """The same command under torchrun: data parallel over 2 processes (gloo), one model folder."""
+    from .conftest import REPO
+
+    export = tmp_path / "two.json"
+    export.write_text(json.dumps([gold_tasks[2], gold_tasks[4]], ensure_ascii=False), encoding="utf-8")
+
+    def train(launcher: list[str], out) -> subprocess.CompletedProcess:
+        settings = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=2", "train.batch_size=8",
+                    "train.logging_steps=1", "augment.copies=0", f"output.dir={out}"]
+        command = [sys.executable, "-m", *launcher, "inference", "train", "configs/default.yaml", "-q",
+                   *(a for s in settings for a in ("--set", s))]
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    ddp = train(["torch.distributed.run", "--nproc_per_node", "2", "-m"], tmp_path / "ddp")
+    single = train([], tmp_path / "single")
+    # one process logs and saves; with each batch's share split over 2 processes it takes half the steps
+    ddp_steps = [line for line in ddp.stdout.splitlines() if line.startswith("{'loss'")]
+    single_steps = [line for line in single.stdout.splitlines() if line.startswith("{'loss'")]
+    assert len(ddp_steps) == (len(single_steps) + 1) // 2
+    assert ddp.stdout.count("model written to") == 1
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["id2label"]["0"] == "O"

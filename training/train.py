@@ -173,6 +173,10 @@ def fit(prepared: Prepared, progress: bool = True):
         report_to="none",
         disable_tqdm=not progress,
         remove_unused_columns=False,  # the columns are exactly what the collator needs
+        # without it, torchrun on CPU-only machines starts N independent runs (accelerate only
+        # sets up gloo data parallelism for use_cpu); found by running torchrun on 2 CPU processes
+        use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,  # every parameter is used: skip the extra graph traversal
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
