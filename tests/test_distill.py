@@ -56,3 +56,20 @@ def test_student_trains_from_a_teacher_folder(tmp_path, tiny_base_dir, tiny_mode
         cross_validate(load_config(None, overrides), progress=False)
     with pytest.raises(TrainingError, match="not a model folder"):
         run_training(load_config(None, overrides[:-2] + [f"distill.teacher={tmp_path}"]), progress=False)
+
+
+def test_student_can_start_from_the_teachers_lower_layers(tmp_path, tiny_base_dir, tiny_model_dir, gold_tasks):
+    from safetensors.torch import load_file
+
+    from training.train import run_training
+
+    export = tmp_path / "one.json"
+    export.write_text(json.dumps([gold_tasks[2]], ensure_ascii=False), encoding="utf-8")
+    overrides = [f"model.base={tiny_base_dir}", "model.layers=1", f"data.train=[{export}]", "train.epochs=1",
+                 "train.learning_rate=0", "train.head_learning_rate=0", "data.window=64", "data.stride=16",
+                 f"distill.teacher={tiny_model_dir}", "distill.init_from_teacher=true", f"output.dir={tmp_path / 's'}"]
+    folder = run_training(load_config(None, overrides), progress=False)
+    student, teacher = load_file(folder / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
+    assert not any(".layer.1." in name for name in student)  # one layer kept
+    for name, weight in student.items():  # learning rate 0: exactly the teacher's layer 0, embeddings and head
+        assert torch.equal(weight.float(), teacher[name].float()), name

@@ -57,6 +57,7 @@ class DistillConfig:
     teacher: str = ""  # a trained model folder to distil from ("" = off); training/distill.py
     temperature: float = 2.0  # softens both distributions; the KL term is scaled by its square
     alpha: float = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the gold labels
+    init_from_teacher: bool = False  # start from the teacher's first model.layers layers, not model.base
 
 
 @dataclass

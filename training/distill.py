@@ -10,6 +10,9 @@ labels say which wrong tags are nearly right (B-ORG vs B-REGION on 会宁县人�
 one-hot labels cannot. Logits are computed once, not per epoch: on CPU the teacher's forward pass
 would otherwise cost as much as the student's training step.
 
+With `distill.init_from_teacher` the student starts from the teacher's own first `model.layers`
+layers and classifier instead of the base model's: fine-tuned features, half the depth.
+
 Cross-validation of a student must not let the held-out article leak through the teacher: each
 fold uses the teacher's own fold model, `<teacher>.folds/<held-out id>/`, which
 `eastwest cv TEACHER_CONFIG --keep-models` leaves behind (training/cv.py).

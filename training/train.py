@@ -93,6 +93,7 @@ def training_documents(prepared: Prepared) -> list[AnnotatedDoc]:
 
 
 def load_model(base_path: str, layers: int | None, random_init: bool = False):
+    import torch
     from transformers import AutoConfig, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
@@ -105,7 +106,9 @@ def load_model(base_path: str, layers: int | None, random_init: bool = False):
         model_config.num_hidden_layers = min(layers, model_config.num_hidden_layers)
     if random_init:
         return AutoModelForTokenClassification.from_config(model_config)
-    return AutoModelForTokenClassification.from_pretrained(base_path, config=model_config)
+    # fp32 master weights whatever the folder holds (the shipped models are saved in fp16); on GPUs
+    # the Trainer adds bf16 autocast
+    return AutoModelForTokenClassification.from_pretrained(base_path, config=model_config, dtype=torch.float32)
 
 
 def build_optimizer(model, train_cfg):
@@ -148,6 +151,8 @@ def fit(prepared: Prepared, progress: bool = True):
         from .silver import ensure_silver_stage
 
         base_path = ensure_silver_stage(prepared, progress)
+    if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
+        base_path = str(resolve_path(cfg.distill.teacher))
     model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not cfg.silver.documents)
     train_dataset = dataset.remove_columns(["doc_id", "window_start"])
     trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
