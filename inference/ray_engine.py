@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .readers import MAX_BYTES, BadDoc, list_files, read_file
-from .writers import SCHEMA, fact_rows
+from .writers import SCHEMA, fact_rows, json_default
 
 DOCS_PER_BATCH = 32
 RAY_FORMATS = ("parquet", "jsonl")
@@ -70,13 +70,16 @@ class TaggerActor:
         from .readers import SourceDoc
 
         rows: list[dict] = []
-        good = [SourceDoc(i, s, t, "") for i, s, t, e in zip(batch["id"], batch["source"], batch["text"], batch["error"]) if e is None]
+        # a column of nulls arrives as float NaN in a numpy batch: an error is a string or nothing
+        errors = [e if isinstance(e, str) else None for e in batch["error"]]
+        good = [SourceDoc(str(i), str(s), str(t), "") for i, s, t, e in zip(batch["id"], batch["source"], batch["text"], errors)
+                if e is None]
         results = {source.id: (tagged, reason) for source, tagged, reason in tag_chunk(self.tagger, good, self.batch_size)}
-        for doc_id, source, error in zip(batch["id"], batch["source"], batch["error"]):
-            tagged, reason = results.get(doc_id, (None, error))
-            rows += self._rows(doc_id, source, tagged, reason)
+        for doc_id, source, error in zip(batch["id"], batch["source"], errors):
+            tagged, reason = results.get(str(doc_id), (None, error))
+            rows += self._rows(str(doc_id), str(source), tagged, reason)
         if self.fmt == "jsonl":
-            return {"line": [json.dumps(r, ensure_ascii=False) for r in rows]}
+            return {"line": [json.dumps(r, ensure_ascii=False, default=json_default) for r in rows]}
         return pa.Table.from_pylist(rows, schema=RAY_SCHEMA)
 
     def _rows(self, doc_id: str, source: str, tagged: dict | None, reason: str | None) -> list[dict]:
@@ -137,13 +140,16 @@ def tag_with_ray(args) -> dict:
     threads = args.cpus_per_worker
     docs = ray.data.from_items(listed, override_num_blocks=min(len(listed), 64 * max(1, args.workers))).flat_map(
         # num_cpus=0: reading is light, and the actors may reserve every CPU; a read task that
-        # waited for a free CPU would wait forever (seen: 2 actors on 2 cores, no read ever ran)
-        _read, fn_kwargs={"text_field": args.text_field, "max_bytes": MAX_BYTES}, num_cpus=0)
+        # waited for a free CPU would wait forever (seen: 2 actors on 2 cores, no read ever ran).
+        # A zero-CPU task is never held back by Ray, so the pool size bounds it instead (without
+        # it Ray started over 100 reader processes on 2 cores).
+        _read, fn_kwargs={"text_field": args.text_field, "max_bytes": MAX_BYTES}, num_cpus=0,
+        compute=ray.data.TaskPoolStrategy(size=max(1, args.workers)))
     tagged = docs.map_batches(
         TaggerActor,
         fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": args.backend, "threads": threads,
                                "fmt": fmt, "batch_size": args.batch_size},
-        batch_size=DOCS_PER_BATCH, batch_format="numpy", concurrency=args.workers,
+        batch_size=DOCS_PER_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_cpus=threads, num_gpus=args.gpus_per_worker or None,
     )
     light = {"num_cpus": 0}  # writing, like reading, must not wait behind the actors' CPUs

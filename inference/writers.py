@@ -132,9 +132,13 @@ def _number(value) -> float | None:
     return float(value)
 
 
-def _json_default(value):
+def json_default(value):
+    """JSON for the few non-JSON values a record may hold: dates, and numpy scalars (which is what
+    values become when documents pass through Ray Data's numpy batches)."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -252,7 +256,7 @@ class _JsonlLog:
         return ids
 
     def append(self, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n"
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=json_default) + "\n"
         data = memoryview(line.encode("utf-8"))
         while data:
             data = data[os.write(self.fd, data):]

@@ -99,6 +99,11 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, tiny_model_dir
                 assert sorted(d["id"] for d in ray_docs if "error" in d) == local_errors
                 assert sorted((d for d in ray_docs if "error" not in d), key=lambda d: d["id"]) == \
                     sorted(_jsonl(local), key=lambda d: d["id"])
+        good = tmp_path / "good"  # no failures at all: the error column is all nulls (NaN in numpy batches)
+        _reports(good, 3)
+        assert main(["tag", str(good), "-o", str(tmp_path / "ray-good"), "--format", "jsonl", "--engine", "ray", *model]) == 0
+        lines = [d for part in sorted((tmp_path / "ray-good").glob("*.jsonl")) for d in _jsonl(part)]
+        assert len(lines) == 3 and not any("error" in d for d in lines)
         assert main(["tag", str(inputs), "-o", str(tmp_path / "ray-parquet"), "--engine", "ray", *model]) == 2  # not empty
         assert main(["tag", str(inputs), "-o", str(tmp_path / "x.csv"), "--format", "csv", "--engine", "ray", *model]) == 2
     finally:
