@@ -36,6 +36,9 @@ def model_card(config: Config, metrics: dict) -> str:
         f"- windows of {config.data.window} tokens, stride {config.data.stride}; {config.train.epochs} epochs, "
         f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, seed {config.train.seed}",
         f"- augmentation: {config.augment.copies} copies per document" if config.augment.copies else "- augmentation: none",
+        (f"- silver stage first: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "
+         f"{config.silver.epochs} epoch(s)") if config.silver.documents else "- silver stage: none",
+        f"- distilled from `{config.distill.teacher}`" if config.distill.teacher else "- distillation: none",
         f"- training time: {metrics.get('train_seconds', '?')} s",
         "- the full configuration is in `training_config.yaml`",
         "",
