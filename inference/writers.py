@@ -133,12 +133,9 @@ def _number(value) -> float | None:
 
 
 def json_default(value):
-    """JSON for the few non-JSON values a record may hold: dates, and numpy scalars (which is what
-    values become when documents pass through Ray Data's numpy batches)."""
+    """JSON for the one non-JSON value a record may hold: dates."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
