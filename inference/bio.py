@@ -94,29 +94,56 @@ def allowed_transitions(tags: Sequence[str]) -> list[list[bool]]:
 def viterbi_decode(probs, tags: Sequence[str]) -> tuple[list[str], list[float]]:
     """The most probable tag sequence that is valid IOB2, from per-token distributions.
 
-    `probs` is a (tokens, tags) tensor whose columns follow `tags`. Greedy argmax can produce
-    sequences such as B-PEOPLE_COUNT I-PROJECT_COUNT, which no repair turns into the right span;
-    here such paths are simply impossible, and the model's own probabilities choose between the
-    valid readings. Returns the tags and each chosen tag's probability.
+    `probs` is a (tokens, tags) array or tensor whose columns follow `tags`. Greedy argmax can
+    produce sequences such as B-PEOPLE_COUNT I-PROJECT_COUNT, which no repair turns into the right
+    span; here such paths are simply impossible, and the model's own probabilities choose between
+    the valid readings. Returns the tags and each chosen tag's probability.
+    """
+    return viterbi_decode_many([probs], tags)[0]
+
+
+def viterbi_decode_many(sequences: Sequence, tags: Sequence[str]) -> list[tuple[list[str], list[float]]]:
+    """`viterbi_decode` of every sequence, all sequences advanced together one token at a time.
+
+    A numpy step costs about the same for one sequence as for sixty, so decoding a chunk of
+    documents together takes as many steps as its longest document rather than the sum of all
+    their lengths (10 seed reports: 0.43 s one by one, a tenth of the model's time). Sequences
+    run longest first, so the ones still running at step t are always a prefix of the batch.
     """
     import numpy as np
 
-    p = probs.float().numpy() if hasattr(probs, "numpy") else np.asarray(probs, dtype=np.float32)
-    n, width = p.shape
-    if n == 0:
-        return [], []
-    log_p = np.log(np.maximum(p, 1e-12))
-    transition = np.where(np.array(allowed_transitions(tags)), 0.0, -np.inf)
-    columns = np.arange(width)
-    score = np.where([t.startswith("I-") for t in tags], -np.inf, log_p[0])
-    back = np.zeros((n, width), dtype=np.int64)
-    for t in range(1, n):  # numpy per step: ~12 µs a token, a few % of the model's time
-        candidates = score[:, None] + transition
-        back[t] = candidates.argmax(0)
-        score = candidates[back[t], columns] + log_p[t]
-    path = [int(score.argmax())]
-    for t in range(n - 1, 0, -1):
-        path.append(int(back[t, path[-1]]))
-    path.reverse()
-    chosen = p[np.arange(n), path].tolist()
-    return [tags[i] for i in path], chosen
+    arrays = [q.float().numpy() if hasattr(q, "numpy") else np.asarray(q, dtype=np.float32) for q in sequences]
+    results: list[tuple[list[str], list[float]]] = [([], [])] * len(arrays)
+    order = sorted((i for i, a in enumerate(arrays) if len(a)), key=lambda i: -len(arrays[i]))
+    if not order:
+        return results
+    width = len(tags)
+    lengths = np.array([len(arrays[i]) for i in order])
+    longest = int(lengths[0])
+    log_p = np.zeros((len(order), longest, width), dtype=np.float32)
+    for row, i in enumerate(order):
+        log_p[row, : lengths[row]] = np.log(np.maximum(arrays[i], 1e-12))
+    transition = np.where(np.array(allowed_transitions(tags)), 0.0, -np.inf).astype(np.float32)
+    score = np.where([t.startswith("I-") for t in tags], -np.inf, log_p[:, 0]).astype(np.float32)
+    back = np.zeros((len(order), longest, width), dtype=np.int16)  # int16: a 5 MB text stays small
+    running = len(order)
+    for t in range(1, longest):
+        while lengths[running - 1] <= t:  # sequences that have ended keep their final scores
+            running -= 1
+        candidates = score[:running, :, None] + transition  # [seq, previous tag, next tag]
+        best_previous = candidates.argmax(1)
+        back[:running, t] = best_previous
+        score[:running] = np.take_along_axis(candidates, best_previous[:, None, :], 1)[:, 0] + log_p[:running, t]
+    # Walk back: at t > its last token a sequence just carries its final tag along.
+    paths = np.zeros((len(order), longest), dtype=np.int64)
+    current = score.argmax(1)
+    rows = np.arange(len(order))
+    for t in range(longest - 1, -1, -1):
+        paths[:, t] = current
+        if t:
+            current = np.where(t <= lengths - 1, back[rows, t, current], current)
+    for row, i in enumerate(order):
+        path = paths[row, : lengths[row]]
+        chosen = arrays[i][np.arange(lengths[row]), path].tolist()
+        results[i] = ([tags[k] for k in path], chosen)
+    return results

@@ -14,24 +14,21 @@ The embedding tables stay fp32: a lookup costs nothing to compute, and quantisin
 add error at the input of every layer. Static (calibrated) quantisation is deliberately not
 offered: it is known to wreck NER accuracy.
 
-Threads (measured on the 2-core development machine, shared with other jobs, load average 3-7;
-12-layer e5-small-sized BERT, runs/smoke; medians):
+Threads. Quiet 2-core machine (load < 2), shipped 6-layer model, 10 seed reports (33,682 chars),
+Tagger batches of 32 windows, medians of 3 interleaved runs:
 
-    onnxruntime int8, one batch of 32 windows x 130 tokens:  1 thread 1.43 s   2 threads 2.07 s
-    onnxruntime int8, one window (1 x 128):                  1 thread 36 ms    2 threads 77 ms
-    onnxruntime fp32, one batch of 32 x 130:                 1 thread 5.89 s   2 threads 4.13 s
-    Tagger onnx int8, 20 reports (67,364 chars), 3 runs:     1 thread 2,241 chars/s   2 threads 1,556
-    Tagger torch fp32, same reports, 3 runs:                 1 thread 1,130 chars/s   2 threads 2,289
-                                                             (2-thread runs 77 s, 29 s, 27 s: slow while
-                                                             the other jobs were busy)
+    onnxruntime int8, 1 intra-op thread:  4,098 chars/s
+    onnxruntime int8, 2 intra-op threads: 6,518 chars/s   (1.6x: the default, all usable cores)
 
-With two cores and other work on them, a second onnxruntime thread mostly waits for a core (int8
-matmuls are short, so synchronisation dominates; switching thread spinning off helps single
-windows a little but not the 32-window batches the Tagger runs), so
-the default is one thread when at most two cores are usable, otherwise torch's intra-op thread
-count (which `eastwest tag --workers N` already divides among the workers). `EASTWEST_ONNX_THREADS`
-overrides it (0: onnxruntime decides). torch's own default (2 here) is left alone: it wins when the
-second core is free and loses badly, up to 18x on single windows, when it is not.
+Session 1 measured the opposite on the same machine while other jobs kept both cores busy (load
+3-7): there a second thread mostly waited for a core and one thread was faster. A batch job owns
+its machine's cores, so the default follows the quiet figures: torch's intra-op thread count (all
+usable cores, which `eastwest tag --workers N` divides among the workers). On a machine shared
+with other work, `EASTWEST_ONNX_THREADS=1` (0: onnxruntime decides) is the override.
+
+Fusing each layer into onnxruntime's Attention/SkipLayerNormalization/BiasGelu operators
+(onnxruntime.transformers.optimizer) before quantising was measured and not kept: 3,626 and
+6,312 chars/s for 1 and 2 threads, no faster than the plain graph.
 """
 from __future__ import annotations
 
@@ -65,8 +62,8 @@ def _onnxruntime():
 
 
 def default_threads() -> int:
-    """Intra-op threads for onnxruntime: $EASTWEST_ONNX_THREADS, else 1 on machines with at most
-    two usable cores (measured faster there, see the module docstring), else torch's count."""
+    """Intra-op threads for onnxruntime: $EASTWEST_ONNX_THREADS, else torch's intra-op thread
+    count (all usable cores unless --workers divided them; measured in the module docstring)."""
     value = os.environ.get(THREADS_ENV, "").strip()
     if value:
         try:
@@ -76,8 +73,7 @@ def default_threads() -> int:
         if threads < 0:
             raise OnnxError(f"{THREADS_ENV} must be >= 0 (0: onnxruntime decides), got {threads}")
         return threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cores <= 2 else max(1, min(torch.get_num_threads(), cores))
+    return max(1, torch.get_num_threads())
 
 
 class OnnxTokenClassifier:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .bio import tags_to_spans, viterbi_decode
+from .bio import tags_to_spans, viterbi_decode_many
 from .schema import REPO_ROOT, Entity
 from .windows import encode_text, most_central_window, window_bounds
 
@@ -90,7 +91,7 @@ class _Window:
     doc: int
     token_start: int
     ids: list[int]
-    probs: torch.Tensor | None = field(default=None, repr=False)
+    probs: np.ndarray | None = field(default=None, repr=False)  # (tokens, tags), special tokens stripped
 
 
 class Tagger:
@@ -169,18 +170,25 @@ class Tagger:
         by_doc: dict[int, list[_Window]] = {}
         for w in windows:  # still in window order within each document
             by_doc.setdefault(w.doc, []).append(w)
-        predictions = []
-        for d, (ids, offsets) in enumerate(encoded):
+        width = len(self.tag_order)
+        doc_probs = []
+        for d, (ids, _) in enumerate(encoded):
+            # Each token's row from the window where it is most central: one gather over the
+            # document's windows stacked into (window, position, tag).
+            doc_windows = by_doc.get(d, [])
+            stacked = np.zeros((len(doc_windows), self.window, width), dtype=np.float32)
+            for k, w in enumerate(doc_windows):
+                stacked[k, : len(w.probs)] = w.probs
             choice = most_central_window(bounds_per_doc[d], len(ids))
-            rows = [by_doc[d][w].probs[t - by_doc[d][w].token_start] for t, w in enumerate(choice)]
-            probs = torch.stack(rows) if rows else torch.zeros((0, len(self.id2label)))
-            if self.decoding == "viterbi":
-                tags, scores = viterbi_decode(probs, self.tag_order)
-            else:
-                best = probs.max(-1)
-                tags, scores = [self.id2label[int(i)] for i in best.indices], best.values.tolist()
-            predictions.append(TokenPredictions(offsets, tags, scores, probs))
-        return predictions
+            starts = np.array([w.token_start for w in doc_windows], dtype=np.int64)
+            doc_probs.append(stacked[choice, np.arange(len(ids)) - starts[choice]] if len(ids) else
+                             np.zeros((0, width), dtype=np.float32))
+        if self.decoding == "viterbi":
+            decoded = viterbi_decode_many(doc_probs, self.tag_order)
+        else:
+            decoded = [([self.tag_order[i] for i in p.argmax(-1)], p.max(-1).tolist()) for p in doc_probs]
+        return [TokenPredictions(offsets, tags, scores, torch.from_numpy(probs))
+                for (_, offsets), (tags, scores), probs in zip(encoded, decoded, doc_probs)]
 
     @torch.inference_mode()
     def _run(self, windows: list[_Window], batch_size: int) -> None:
@@ -196,6 +204,6 @@ class Tagger:
                 input_ids[row, :n] = torch.tensor([self.cls_id, *w.ids, self.sep_id])
                 attention[row, :n] = 1
             logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-            probs = logits.float().softmax(-1).cpu()
+            probs = logits.float().softmax(-1).cpu().numpy()
             for row, w in enumerate(batch):
                 w.probs = probs[row, 1 : len(w.ids) + 1]

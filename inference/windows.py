@@ -6,6 +6,8 @@ which it sits furthest from an edge (most context on both sides).
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 def window_bounds(n_tokens: int, window: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) token ranges of length <= window covering 0..n_tokens, consecutive ones
@@ -24,15 +26,17 @@ def window_bounds(n_tokens: int, window: int, stride: int) -> list[tuple[int, in
         start = end - stride
 
 
-def most_central_window(bounds: list[tuple[int, int]], n_tokens: int) -> list[int]:
-    """For every token, the index of the window where its distance to the nearer edge is largest."""
-    best = [0] * n_tokens
-    best_margin = [-1] * n_tokens
+def most_central_window(bounds: list[tuple[int, int]], n_tokens: int) -> np.ndarray:
+    """For every token, the index of the window where its distance to the nearer edge is largest
+    (the earlier window on a tie)."""
+    best = np.zeros(n_tokens, dtype=np.int64)
+    best_margin = np.full(n_tokens, -1, dtype=np.int64)
     for w, (start, end) in enumerate(bounds):
-        for t in range(start, end):
-            margin = min(t - start, end - 1 - t)
-            if margin > best_margin[t]:
-                best_margin[t], best[t] = margin, w
+        positions = np.arange(start, end)
+        margin = np.minimum(positions - start, end - 1 - positions)
+        better = margin > best_margin[start:end]
+        best[start:end][better] = w
+        best_margin[start:end][better] = margin[better]
     return best
 
 

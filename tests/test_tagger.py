@@ -165,6 +165,31 @@ def test_viterbi_matches_brute_force_over_valid_sequences():
         assert scores == pytest.approx([float(probs[t, i]) for t, i in enumerate(best)])
 
 
+def test_viterbi_decodes_sequences_of_different_lengths_together():
+    """The batched decoder gives every sequence its own brute-force best path, whatever the
+    lengths around it (empty, one token, longer and shorter than its neighbours)."""
+    import itertools
+    import math
+
+    import numpy as np
+
+    from inference.bio import viterbi_decode_many
+
+    tags = ["O", "B-A", "I-A", "B-B", "I-B"]
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        lengths = rng.integers(0, 6, size=6).tolist()
+        sequences = [rng.dirichlet(np.ones(len(tags)), size=n).astype(np.float32) for n in lengths]
+        decoded = viterbi_decode_many(sequences, tags)
+        assert len(decoded) == len(sequences)
+        for probs, (got, scores) in zip(sequences, decoded):
+            n = len(probs)
+            best = max((seq for seq in itertools.product(range(len(tags)), repeat=n) if _valid_iob2([tags[i] for i in seq])),
+                       key=lambda seq: sum(math.log(probs[t, i]) for t, i in enumerate(seq)))
+            assert got == [tags[i] for i in best], (lengths, n)
+            assert scores == pytest.approx([float(probs[t, i]) for t, i in enumerate(best)])
+
+
 def test_viterbi_never_mixes_labels_inside_an_entity(tagger):
     """Greedy decoding can emit B-PEOPLE_COUNT I-PROJECT_COUNT; the Tagger's default cannot."""
     import torch
