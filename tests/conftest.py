@@ -82,7 +82,7 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
     config = load_config(None, [
         f"model.base={tiny_base_dir}", "data.eval_documents=[002_ad6c2b88aab27273.txt]",
         "data.train=[annotations/gold.json]", "train.epochs=8", "train.batch_size=16", "train.learning_rate=0.005",
-        f"output.dir={out}", "data.window=64", "data.stride=16",
+        f"output.dir={out}", "data.window=64", "data.stride=16", "data.tag_stride=8",
     ])
     run_training(config, progress=False)
     return out

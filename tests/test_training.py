@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from inference.schema import LABELS, Entity
+from inference.tagger import Tagger
 from inference.windows import encode_text, most_central_window, window_bounds
 from training.annotations import AnnotatedDoc
 from training.config import ConfigError, load_config
@@ -87,6 +88,9 @@ def test_model_folder_is_self_describing_and_loads_without_project_code(tiny_mod
         assert (tiny_model_dir / name).is_file(), name
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["id2label"] == {str(i): t for i, t in LABELS.id2label.items()}
+    # Trained on windows overlapping by data.stride; tags with data.tag_stride (the Tagger reads it).
+    assert (config["eastwest"]["window"], config["eastwest"]["train_stride"], config["eastwest"]["stride"]) == (64, 16, 8)
+    assert Tagger.load(tiny_model_dir, device="cpu").stride == 8
     metrics = json.loads((tiny_model_dir / "metrics.json").read_text())
     assert set(metrics["eval"]) == {*LABELS.names, "micro"}
     code = (
@@ -121,7 +125,7 @@ def _train_cli(*overrides, cwd=REPO):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("case", ["missing data", "unknown label", "no tokenizer", "empty training set"])
+@pytest.mark.parametrize("case", ["missing data", "unknown label", "no tokenizer", "empty training set", "tag stride"])
 def test_bad_training_inputs_fail_before_training(case, tmp_path, tiny_base_dir, tasks):
     overrides = [f"model.base={tiny_base_dir}", f"output.dir={tmp_path / 'out'}"]
     if case == "missing data":
@@ -139,6 +143,9 @@ def test_bad_training_inputs_fail_before_training(case, tmp_path, tiny_base_dir,
         (folder / "config.json").write_text((tiny_base_dir / "config.json").read_text())
         overrides[0] = f"model.base={folder}"
         expected = "has no tokenizer"
+    elif case == "tag stride":
+        overrides.append("data.tag_stride=126")  # the default window holds 126 text tokens
+        expected = "data.tag_stride must be at least 0 and below data.window - 2 = 126, got 126"
     else:
         empty = tmp_path / "empty.json"
         empty.write_text(json.dumps([{"id": 1, "data": {"text": "无标注"}, "annotations": []}]), encoding="utf-8")

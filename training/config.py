@@ -33,8 +33,14 @@ class DataConfig:
     train: list[str] = field(default_factory=lambda: ["annotations/gold.json"])
     eval_documents: list[str] = field(default_factory=list)  # document ids held out (data.source)
     window: int = 128  # tokens per window, [CLS] and [SEP] included
-    stride: int = 32  # tokens shared by consecutive windows
+    stride: int = 32  # tokens shared by consecutive training windows
+    # Tokens shared by consecutive windows when tagging (cross-validation included); None: stride.
+    # Stored in the model folder, so the Tagger uses it. benchmarks/sweep_windows.py measures it.
+    tag_stride: int | None = None
     fix_whitespace: bool = False
+
+    def tagging_stride(self) -> int:
+        return self.stride if self.tag_stride is None else self.tag_stride
 
 
 @dataclass

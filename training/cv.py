@@ -74,7 +74,7 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
         _, model = fit(prepared, progress)
         fold = {"held_out": doc.id}
         for name, decoding in (("model", "viterbi"), ("model_greedy", "greedy")):
-            fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.stride, decoding)
+            fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.tagging_stride(), decoding)
         print(format_table(fold["model"], f"model, held out {doc.id}"), flush=True)
         if keep_models or onnx:
             fold_dir = folds_dir(config) / _safe_name(doc.id)

@@ -33,7 +33,8 @@ def model_card(config: Config, metrics: dict) -> str:
         "## Training",
         f"- base model: `{config.model.base}`" + (f", first {config.model.layers} layers" if config.model.layers else ""),
         f"- data: {', '.join(config.data.train)} ({len(metrics.get('train_documents', []))} documents)",
-        f"- windows of {config.data.window} tokens, stride {config.data.stride}; {config.train.epochs} epochs, "
+        f"- windows of {config.data.window} tokens, stride {config.data.stride} (tagging: {config.data.tagging_stride()}); "
+        f"{config.train.epochs} epochs, "
         f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, seed {config.train.seed}",
         f"- augmentation: {config.augment.copies} copies per document" if config.augment.copies else "- augmentation: none",
         (f"- silver stage first: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "

