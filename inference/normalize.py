@@ -95,9 +95,14 @@ def parse_number(s: str) -> Decimal:
         elif chinese:
             if pending is not None and chinese in _SMALL_UNITS:  # 3千
                 pending *= _SMALL_UNITS[chinese]
-            elif pending is None:  # 百余名: a bare 百/千 means one hundred/thousand
-                run = "一" + chinese if chinese[0] in "百千" else chinese
-                pending = Decimal(int(cn2an.cn2an(run, "normal")))
+            elif pending is None:
+                # 八万零二百: after 万/亿 a leading 零 only marks the empty places (cn2an fails on it)
+                run = chinese[1:] if last_big is not None and chinese[0] in "零〇" and len(chinese) > 1 else chinese
+                run = "一" + run if run[0] in "百千" else run  # 百余名: a bare 百/千 is one hundred/thousand
+                try:
+                    pending = Decimal(int(cn2an.cn2an(run, "normal")))
+                except Exception as exc:  # cn2an raises KeyError/IndexError on some malformed runs
+                    raise ValueError(f"not a numeral: {s!r} ({type(exc).__name__} in cn2an)") from None
             else:
                 raise ValueError(f"two numbers in a row in {s!r}")
         else:

@@ -170,6 +170,31 @@ def test_parse_number_decimal_is_exact(d):
     assert parse_number(f"{d}万") == d * Decimal(10**4)
 
 
+@given(st.integers(min_value=0, max_value=10**12 - 1))
+def test_parse_number_reads_chinese_numerals_as_cn2an_writes_them(n):
+    """Reference: cn2an's own integer → numeral writer (八万零二百五十三, 五十三万零六百一十一 …)."""
+    import cn2an
+
+    numeral = cn2an.an2cn(n, "low")
+    assert parse_number(numeral) == n, numeral
+
+
+@given(st.text(alphabet="零〇一二两三四五六七八九十百千万亿萬億", min_size=1, max_size=8))
+def test_parse_number_fails_only_with_value_error(numeral):
+    """Malformed numerals (零零, 十百, 亿万千 …) raise ValueError, which the record keeps as an
+    unparsed figure; cn2an's own KeyError/IndexError must never escape and lose the document."""
+    try:
+        parse_number(numeral)
+    except ValueError:
+        pass
+
+
+def test_count_with_a_zero_after_wan_in_traditional_script():
+    # Found by benchmarks/bench_batch.py: 13 of 1,000 augmented reports lost their record to this.
+    assert norm("PEOPLE_COUNT", "帶動五十三萬零六百一十一名群眾", "五十三萬零六百一十一名")["value"] == 530611
+    assert norm("PEOPLE_COUNT", "带动八万零二百五十三人", "八万零二百五十三人")["value"] == 80253
+
+
 def test_results_are_json_serialisable():
     for text, span, *_ in MONEY_CASES:
         json.dumps(norm("MONEY", text, span), ensure_ascii=False)
