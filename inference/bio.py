@@ -115,18 +115,33 @@ def viterbi_decode_many(sequences: Sequence, tags: Sequence[str]) -> list[tuple[
     arrays = [q.float().numpy() if hasattr(q, "numpy") else np.asarray(q, dtype=np.float32) for q in sequences]
     results: list[tuple[list[str], list[float]]] = [([], [])] * len(arrays)
     order = sorted((i for i, a in enumerate(arrays) if len(a)), key=lambda i: -len(arrays[i]))
-    if not order:
-        return results
+    # Groups of similar length: every sequence is padded to its group's longest, so a group only
+    # takes sequences at least half that long (one 5 MB report beside short ones stays alone).
+    group: list[int] = []
+    for i in order:
+        if group and 2 * len(arrays[i]) < len(arrays[group[0]]):
+            _viterbi_group(arrays, group, tags, results)
+            group = []
+        group.append(i)
+    if group:
+        _viterbi_group(arrays, group, tags, results)
+    return results
+
+
+def _viterbi_group(arrays: list, group: list[int], tags: Sequence[str], results: list) -> None:
+    """Decode arrays[i] for i in `group` (longest first) into results[i]."""
+    import numpy as np
+
     width = len(tags)
-    lengths = np.array([len(arrays[i]) for i in order])
+    lengths = np.array([len(arrays[i]) for i in group])
     longest = int(lengths[0])
-    log_p = np.zeros((len(order), longest, width), dtype=np.float32)
-    for row, i in enumerate(order):
+    log_p = np.zeros((len(group), longest, width), dtype=np.float32)
+    for row, i in enumerate(group):
         log_p[row, : lengths[row]] = np.log(np.maximum(arrays[i], 1e-12))
     transition = np.where(np.array(allowed_transitions(tags)), 0.0, -np.inf).astype(np.float32)
     score = np.where([t.startswith("I-") for t in tags], -np.inf, log_p[:, 0]).astype(np.float32)
-    back = np.zeros((len(order), longest, width), dtype=np.int16)  # int16: a 5 MB text stays small
-    running = len(order)
+    back = np.zeros((len(group), longest, width), dtype=np.int16)
+    running = len(group)
     for t in range(1, longest):
         while lengths[running - 1] <= t:  # sequences that have ended keep their final scores
             running -= 1
@@ -135,15 +150,13 @@ def viterbi_decode_many(sequences: Sequence, tags: Sequence[str]) -> list[tuple[
         back[:running, t] = best_previous
         score[:running] = np.take_along_axis(candidates, best_previous[:, None, :], 1)[:, 0] + log_p[:running, t]
     # Walk back: at t > its last token a sequence just carries its final tag along.
-    paths = np.zeros((len(order), longest), dtype=np.int64)
+    paths = np.zeros((len(group), longest), dtype=np.int64)
     current = score.argmax(1)
-    rows = np.arange(len(order))
+    rows = np.arange(len(group))
     for t in range(longest - 1, -1, -1):
         paths[:, t] = current
         if t:
             current = np.where(t <= lengths - 1, back[rows, t, current], current)
-    for row, i in enumerate(order):
+    for row, i in enumerate(group):
         path = paths[row, : lengths[row]]
-        chosen = arrays[i][np.arange(lengths[row]), path].tolist()
-        results[i] = ([tags[k] for k in path], chosen)
-    return results
+        results[i] = ([tags[k] for k in path], arrays[i][np.arange(lengths[row]), path].tolist())

@@ -178,7 +178,7 @@ def test_viterbi_decodes_sequences_of_different_lengths_together():
     tags = ["O", "B-A", "I-A", "B-B", "I-B"]
     rng = np.random.default_rng(1)
     for _ in range(10):
-        lengths = rng.integers(0, 6, size=6).tolist()
+        lengths = rng.integers(0, 6, size=6).tolist()  # 5 next to 1-2: several length groups
         sequences = [rng.dirichlet(np.ones(len(tags)), size=n).astype(np.float32) for n in lengths]
         decoded = viterbi_decode_many(sequences, tags)
         assert len(decoded) == len(sequences)
