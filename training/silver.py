@@ -21,19 +21,16 @@ cached stage for every fold leaks nothing about the held-out article.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import random
-import shutil
 from pathlib import Path
 
-from inference.schema import REPO_ROOT, Entity
+from inference.schema import Entity
 
 from .annotations import AnnotatedDoc
-from .train import Prepared, TrainingError, fit
+from .stages import cached_stage
+from .train import TrainingError
 
-CACHE_DIR = REPO_ROOT / "models" / "cache"
 MIN_CHARS = 20  # headlines and bylines carry little
 
 
@@ -114,38 +111,13 @@ def stage_key(config, base_path: str) -> dict:
 
 def ensure_silver_stage(prepared, progress: bool = True) -> str:
     """Path of the silver-stage model for this config: from the cache, or trained now."""
-    import copy
-
     config = prepared.config
-    key = stage_key(config, prepared.base_path)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    folder = CACHE_DIR / f"silver-{digest}"
-    if (folder / "silver.json").is_file():
-        print(f"silver stage: cached {folder}", flush=True)
-        return str(folder)
-    docs = silver_documents(config.silver.documents, config.train.seed)
-    counts: dict[str, int] = {}
-    for doc in docs:
-        for e in doc.entities:
-            counts[e.label] = counts.get(e.label, 0) + 1
-    print(f"silver stage: {len(docs)} People's Daily paragraphs, {sum(len(d.text) for d in docs):,} characters, "
-          f"spans {dict(sorted(counts.items()))}", flush=True)
-    stage_config = copy.deepcopy(config)
-    stage_config.augment.copies = 0
-    stage_config.silver.documents = 0
-    stage_config.distill.teacher = ""
-    stage_config.train.epochs = config.silver.epochs
-    stage = Prepared(stage_config, prepared.base_path, prepared.tokenizer, docs, [])
-    trainer, model = fit(stage, progress)
-    if trainer.is_world_process_zero():  # write to a temporary sibling and rename: no half-written cache
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        prepared.tokenizer.save_pretrained(tmp)
-        summary = {"key": key, "documents": len(docs), "spans": counts}
-        (tmp / "silver.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        print(f"silver stage written to {folder}", flush=True)
-    trainer.accelerator.wait_for_everyone()  # under torchrun, every process then loads the same folder
-    return str(folder)
+
+    def documents() -> list[AnnotatedDoc]:
+        docs = silver_documents(config.silver.documents, config.train.seed)
+        print(f"silver stage: {len(docs)} People's Daily paragraphs, {sum(len(d.text) for d in docs):,} characters",
+              flush=True)
+        return docs
+
+    return cached_stage(prepared, prepared.base_path, "silver", stage_key(config, prepared.base_path), documents,
+                        config.silver.epochs, progress)

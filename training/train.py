@@ -7,6 +7,7 @@ weights, config with id2label, tokenizer, the config used, metrics.json and a mo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -155,9 +156,13 @@ def fit(prepared: Prepared, progress: bool = True):
         from .silver import ensure_silver_stage
 
         base_path = ensure_silver_stage(prepared, progress)
+    if cfg.written.exports:  # then the team-written corpus (training/written.py)
+        from .written import ensure_written_stage
+
+        base_path = ensure_written_stage(prepared, base_path, progress)
     if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
         base_path = str(resolve_path(cfg.distill.teacher))
-    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not cfg.silver.documents)
+    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not (cfg.silver.documents or cfg.written.exports))
     train_dataset = dataset.remove_columns(["doc_id", "window_start"])
     trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
     if cfg.distill.teacher:  # the student learns the teacher's distributions too (training/distill.py)
@@ -201,12 +206,13 @@ def fit(prepared: Prepared, progress: bool = True):
     return trainer, trainer.model
 
 
-def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int, decoding: str = "viterbi") -> dict:
+def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int, decoding: str = "viterbi",
+                   lexicon=None) -> dict:
     from inference.tagger import Tagger
 
     from .evaluate import span_metrics
 
-    tagger = Tagger(model, tokenizer, window=window, stride=stride, decoding=decoding)
+    tagger = Tagger(model, tokenizer, window=window, stride=stride, decoding=decoding, lexicon=lexicon)
     predicted = [d.entities for d in tagger.tag_many([doc.text for doc in docs])]
     return span_metrics([d.text for d in docs], [d.entities for d in docs], predicted)
 
@@ -215,8 +221,10 @@ def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metric
     """Write to a temporary sibling and rename, so a crash never leaves a half-written model."""
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    lexicon = config.decoding.constraint()
     model.config.eastwest = {"window": config.data.window, "stride": config.data.tagging_stride(),
-                             "train_stride": config.data.stride, "labels": list(LABELS.names)}
+                             "train_stride": config.data.stride, "labels": list(LABELS.names),
+                             "lexicon": dataclasses.asdict(lexicon) if lexicon else None}
     if config.output.fp16_weights:
         model = model.half()
     model.save_pretrained(tmp)
@@ -241,7 +249,8 @@ def run_training(config: Config, progress: bool = True) -> Path:
         return output_dir
     metrics: dict = {"train_seconds": round(time.time() - started, 1), "train_documents": [d.id for d in prepared.train_docs]}
     if prepared.eval_docs:
-        metrics["eval"] = evaluate_model(model, prepared.tokenizer, prepared.eval_docs, config.data.window, config.data.tagging_stride())
+        metrics["eval"] = evaluate_model(model, prepared.tokenizer, prepared.eval_docs, config.data.window,
+                                         config.data.tagging_stride(), lexicon=config.decoding.constraint())
         metrics["eval_documents"] = [d.id for d in prepared.eval_docs]
         from .evaluate import format_table
 

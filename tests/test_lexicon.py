@@ -1,0 +1,64 @@
+"""Lexicon-constrained decoding: word boundaries in Viterbi, gazetteer parsing of REGION spans."""
+from __future__ import annotations
+
+import numpy as np
+
+from inference.bio import boundary_penalties, tags_to_spans, viterbi_decode_many
+from inference.lexicon import CONSTRAINED_LABELS, LexiconConstraint, is_place_name, token_mid_word, word_starts
+from inference.schema import LABELS, Entity
+
+TAGS = list(LABELS.tags)
+
+
+def _probs(text: str, wanted: dict[int, str], confidence: float) -> np.ndarray:
+    """Per-character distributions whose argmax is `wanted` (index → tag, else O) at `confidence`."""
+    probs = np.full((len(text), len(TAGS)), (1 - confidence) / (len(TAGS) - 1), dtype=np.float32)
+    for i in range(len(text)):
+        probs[i, TAGS.index(wanted.get(i, "O"))] = confidence
+    return probs
+
+
+def _decode(text, probs, lexicon: LexiconConstraint | None):
+    offsets = [(i, i + 1) for i in range(len(text))]
+    if lexicon is None:
+        [(tags, scores)] = viterbi_decode_many([probs], TAGS)
+    else:
+        penalties = boundary_penalties(TAGS, CONSTRAINED_LABELS, lexicon.penalty)
+        [(tags, scores)] = viterbi_decode_many([probs], TAGS, [token_mid_word(offsets, text)], penalties)
+    return [(e.text, e.label) for e in tags_to_spans(tags, offsets, text, scores)]
+
+
+def test_word_starts_follow_words_and_gazetteer_names():
+    text = "遵义市安排资金，毕节新建车间，黔東南州人民醫院"
+    starts = word_starts(text)
+    assert len(starts) == len(text) + 1 and starts[0] and starts[-1]
+    assert starts[3] and not starts[4]  # 遵义市|安排
+    assert starts[text.index("新建")] and not starts[text.index("节")]  # 毕节|新建
+    assert starts[text.index("人民")] and not starts[text.index("東")]  # traditional script read as simplified
+
+
+def test_boundary_penalty_moves_an_end_out_of_a_word_unless_the_model_is_sure():
+    text = "遵义市安排资金"
+    run_on = {0: "B-REGION", 1: "I-REGION", 2: "I-REGION", 3: "I-REGION"}  # 遵义市安: ends inside 安排
+    unsure = _probs(text, run_on, 0.6)
+    assert _decode(text, unsure, None) == [("遵义市安", "REGION")]
+    assert _decode(text, unsure, LexiconConstraint(penalty=4.0)) == [("遵义市", "REGION")]
+    sure = _probs(text, run_on, 0.99999)
+    assert _decode(text, sure, LexiconConstraint(penalty=4.0)) == [("遵义市安", "REGION")]
+
+
+def test_boundary_penalty_leaves_numbers_alone():
+    text = "实施29个项目"  # 29个 ends inside no word jieba knows of, and counts are not constrained anyway
+    wanted = {2: "B-PROJECT_COUNT", 3: "I-PROJECT_COUNT", 4: "I-PROJECT_COUNT"}
+    probs = _probs(text, wanted, 0.6)
+    assert _decode(text, probs, LexiconConstraint()) == _decode(text, probs, None) == [("29个", "PROJECT_COUNT")]
+
+
+def test_unparsable_regions_are_dropped_unless_confident():
+    lexicon = LexiconConstraint(keep_score=0.9)
+    spans = [Entity(0, 2, "REGION", "沪遵", 0.7), Entity(3, 7, "REGION", "黔东南州", 0.6),
+             Entity(8, 13, "REGION", "罗霄山片区", 0.95), Entity(14, 17, "ORG", "省委会", 0.5),
+             Entity(18, 27, "REGION", "从江县丙妹镇岜沙村", 0.5), Entity(28, 31, "REGION", "岜沙村", 0.5)]
+    kept = [e.text for e in lexicon.filter_regions(spans)]
+    assert kept == ["黔东南州", "罗霄山片区", "省委会", "从江县丙妹镇岜沙村", "岜沙村"]
+    assert not is_place_name("全县") and not is_place_name("大别山区") and is_place_name("恩施州")
