@@ -151,14 +151,17 @@ def tag_inputs(args) -> int:
     fmt = output_format(args.output, args.format)
     if args.output is None and fmt != "jsonl":
         raise UserError(f"--format {fmt} needs an output file (-o)")
-    run = ResumableRun(args.output, fmt) if args.output else _StdoutRun()
+    run = ResumableRun(args.output, fmt, retry_failed=not args.no_retry_failed) if args.output else _StdoutRun()
+    if getattr(run, "retrying", 0):
+        print(f"eastwest: retrying {run.retrying} document{'s' if run.retrying != 1 else ''} that failed before "
+              f"(--no-retry-failed skips them)", file=sys.stderr)
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     counts = {"tagged": 0, "errors": 0, "skipped": 0, "chars": 0}
     show = not args.quiet and sys.stderr.isatty()
     total = count_documents(args.inputs) if show and args.inputs and "-" not in args.inputs else None
     bar = tqdm(total=total, unit="doc", disable=not show, file=sys.stderr)
-    started = time.time()
+    started = None  # the rate counts tagging only: the clock starts once the model is loaded
 
     def pending() -> Iterator[SourceDoc]:
         for doc in iter_documents(args.inputs or ["-"], text_field=args.text_field):
@@ -191,11 +194,13 @@ def tag_inputs(args) -> int:
             from .tagger import Tagger
 
             tagger = Tagger.load(args.model, device=args.device, backend=getattr(args, "backend", "torch"))
+            started = time.time()
             for chunk in chunks:
                 record(tag_chunk(tagger, chunk, args.batch_size))
         else:
             threads = max(1, (os.cpu_count() or 1) // args.workers)
             with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(args.model, args.device, threads, getattr(args, "backend", "torch"))) as pool:
+                started = time.time()  # the workers load their models concurrently with the first chunks
                 in_flight: deque = deque()
                 for chunk in chunks:  # at most 2 chunks per worker in flight: memory stays flat
                     in_flight.append(pool.submit(_work, chunk, args.batch_size))
@@ -206,11 +211,24 @@ def tag_inputs(args) -> int:
     finally:
         run.close()
         bar.close()
-    elapsed = time.time() - started
+    elapsed = time.time() - started if started else 0.0
     where = f" (see {run.errors_path})" if counts["errors"] and args.output else ""
-    print(
-        f"eastwest: {counts['tagged']} documents tagged, {counts['errors']} errors{where}, "
-        f"{counts['skipped']} already done; {counts['chars'] / max(elapsed, 1e-9):,.0f} chars/s",
-        file=sys.stderr,
-    )
+    rate = f"; {counts['chars'] / elapsed:,.0f} chars/s" if counts["chars"] and elapsed else ""
+    print(f"eastwest: {summary_line(counts['tagged'], counts['errors'])}{where}, {counts['skipped']} already done{rate}",
+          file=sys.stderr)
+    return exit_status(counts["tagged"] + counts["skipped"], counts["errors"], args.inputs)
+
+
+def summary_line(tagged: int, errors: int) -> str:
+    return f"{tagged} document{'' if tagged == 1 else 's'} tagged, {errors} error{'' if errors == 1 else 's'}"
+
+
+def exit_status(done: int, errors: int, inputs: list[str]) -> int:
+    """0: every document tagged; 1: some failed (listed in the errors file); 2: the input held nothing."""
+    from .cli import UserError
+
+    if errors:
+        return 1
+    if not done:
+        raise UserError(f"no documents in {', '.join(inputs) if inputs else 'standard input'}")
     return 0

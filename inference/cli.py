@@ -55,9 +55,11 @@ def cmd_tag(args) -> int:
             counts = tag_with_ray(args)
         except RayEngineError as exc:
             raise UserError(str(exc)) from None
-        print(f"eastwest: {counts['documents']} documents tagged, {counts['errors']} errors (rows with `error`) "
-              f"in {args.output}", file=sys.stderr)
-        return 0
+        from .batch import exit_status, summary_line
+
+        print(f"eastwest: {summary_line(counts['documents'], counts['errors'])} (rows with `error`) in {args.output}",
+              file=sys.stderr)
+        return exit_status(counts["documents"], counts["errors"], args.inputs)
     from .batch import tag_inputs
 
     return tag_inputs(args)
@@ -85,9 +87,16 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
+    from training.config import resolve_path
     from training.train import run_training
 
-    run_training(_config(args), progress=not args.quiet)
+    from .tagger import DEFAULT_MODEL_DIR
+
+    config = _config(args)
+    if resolve_path(config.output.dir).resolve() == DEFAULT_MODEL_DIR.resolve() and not args.force:
+        raise UserError(f"output.dir {config.output.dir} is the shipped model; add --force to replace it, "
+                        f"or --set output.dir=models/NAME")
+    run_training(config, progress=not args.quiet)
     return 0
 
 
@@ -114,7 +123,13 @@ def cmd_export_onnx(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
     parser = argparse.ArgumentParser(prog="eastwest", description=__doc__.splitlines()[0])
+    try:
+        parser.add_argument("--version", action="version", version=f"eastwest-ner {version('eastwest-ner')}")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        pass
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("labels", help="print the label set (or the Label Studio labeling config)")
@@ -138,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local (default; resumable) or ray: a Ray Data job writing a folder of parts (inference/ray_engine.py)")
     p.add_argument("--cpus-per-worker", type=int, default=1, help="--engine ray: CPUs (torch threads) per actor")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per actor (with --device cuda)")
+    p.add_argument("--no-retry-failed", action="store_true",
+                   help="on a rerun, leave the documents that failed before (default: try them again)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _model_args(p)
     p.set_defaults(func=cmd_tag)
@@ -153,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="YAML config, e.g. configs/default.yaml")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if name == "train":
+            p.add_argument("--force", action="store_true", help="allow replacing the shipped model (models/default)")
         if name == "cv":
             p.add_argument("--no-baseline", action="store_true", help="skip the rule-based baseline")
             p.add_argument("--keep-models", action="store_true", help="keep each fold's model in OUTPUT.folds/ID/")

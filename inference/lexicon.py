@@ -27,6 +27,9 @@ CONSTRAINED_LABELS = ("REGION", "ORG")
 # Towns, villages and communities: the gazetteer lacks villages and renamed towns, so a name with
 # one of these heads (two characters or more before it) is accepted as it stands.
 _LOCAL_NAME = re.compile(r"[\u4e00-\u9fff]{2,14}(?:村|社区|居委会|嘎查|屯|镇|乡|街道|苏木)")
+# Divisions renamed or re-levelled since (那曲地区 → 那曲市, 水城县 → 水城区): the name before the
+# level word still parses. Reports from 1996 on use the names of their time.
+_OLD_LEVEL = re.compile(r"(.{2,}?)(?:地区|县|区|市|旗|盟|州)$")
 
 
 @lru_cache(maxsize=1)
@@ -77,4 +80,9 @@ def is_place_name(surface: str) -> bool:
     """Does the gazetteer read `surface` as a division or chain of divisions (or a local place name)?"""
     from .gazetteer import Gazetteer, to_simplified
 
-    return bool(Gazetteer.load().candidates(surface)) or bool(_LOCAL_NAME.fullmatch(to_simplified(surface)))
+    gazetteer = Gazetteer.load()
+    simplified = to_simplified(surface)
+    if gazetteer.candidates(surface) or _LOCAL_NAME.fullmatch(simplified):
+        return True
+    old = _OLD_LEVEL.fullmatch(simplified)
+    return bool(old and gazetteer.candidates(old.group(1)))

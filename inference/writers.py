@@ -151,7 +151,7 @@ class ResumableRun:
                 ...  # run.write(tagged_dict) or run.error(doc.id, doc.source, reason)
     """
 
-    def __init__(self, out_path: str | Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, out_path: str | Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE, retry_failed: bool = True):
         if fmt not in FORMATS:
             raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
         if batch_size < 1:
@@ -166,6 +166,13 @@ class ResumableRun:
         except BaseException:
             self._errors.close()
             raise
+        # Documents that failed in an earlier run are tried again (the file may have been fixed):
+        # their old error lines go, and a second failure is logged anew, so each id ends up in
+        # exactly one of OUT and the errors file.
+        self.retrying = len(self._errors.ids - self._sink.ids) if retry_failed else 0
+        if retry_failed and self._errors.ids:
+            os.ftruncate(self._errors.fd, 0)
+            self._errors.ids = set()
         self._completed = self._errors.ids | self._sink.ids
         self._closed = False
 
@@ -190,6 +197,8 @@ class ResumableRun:
         try:
             self._sink.close()
         finally:
+            if os.fstat(self._errors.fd).st_size == 0:  # no errors, no errors file
+                self.errors_path.unlink(missing_ok=True)
             self._errors.close()
 
     def __enter__(self) -> ResumableRun:

@@ -37,6 +37,19 @@ def test_nt_words_become_org_unless_a_rule_span_covers_them(rules):
     assert found == [("新华社", "ORG"), ("北京", "REGION"), ("１月３日", "DATE"), ("国务院", "ORG"), ("３０００万元", "MONEY")]
 
 
+def test_lac_adds_multi_word_organisations_the_corpus_supports(rules):
+    from training.peers import LacTagger
+
+    line = "中共/j  贵州/ns  省委/n  和/c  南宁市/ns  财政局/n  联合/v  发文/v  ，/w  同/p  外国/n  交流/v"
+    text, entities = label_paragraph(parse_line(line), rules, LacTagger())
+    found = [(e.text, e.label) for e in entities]
+    assert ("南宁市财政局", "ORG") in found  # replaces the REGION 南宁市 inside it
+    assert ("南宁市", "REGION") not in found
+    assert all(e.text != "同" for e in entities)  # LAC's one-character ORG guesses are not taken
+    without = [(e.text, e.label) for e in label_paragraph(parse_line(line), rules)[1]]
+    assert ("南宁市", "REGION") in without and ("南宁市财政局", "ORG") not in without
+
+
 def test_silver_documents_are_valid_and_reproducible():
     docs = silver_documents(40, seed=3)
     assert len(docs) == 40

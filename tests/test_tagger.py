@@ -101,7 +101,8 @@ def test_tag_cli_jsonl_with_a_bad_file_in_the_batch(tmp_path, tiny_model_dir):
     (inputs / "empty.txt").write_bytes(b"")
     out = tmp_path / "out.jsonl"
     proc = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # some documents failed: listed in the errors file
+    assert "3 documents tagged, 2 errors" in proc.stderr.decode()
     docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(d["id"] for d in docs) == sorted(p.name for p in sorted(SEEDS.glob("*.txt"))[:3])
     for d in docs:
@@ -109,9 +110,27 @@ def test_tag_cli_jsonl_with_a_bad_file_in_the_batch(tmp_path, tiny_model_dir):
         assert all(d["text"][e["start"]:e["end"]] == e["text"] for e in d["entities"])
     errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
     assert sorted(e["id"] for e in errors) == ["broken.txt", "empty.txt"]
-    again = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir))  # rerun: nothing twice
+    again = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir), "--no-retry-failed")  # nothing twice
     assert again.returncode == 0 and "5 already done" in again.stderr.decode()
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+    (inputs / "empty.txt").write_text("天津市和平区帮扶甘肃省会宁县。", encoding="utf-8")  # fixed: a rerun retries it
+    fixed = _tag(str(inputs), "-o", str(out), "--model", str(tiny_model_dir))
+    assert fixed.returncode == 1 and "retrying 2 documents" in fixed.stderr.decode()
+    assert "1 document tagged, 1 error" in fixed.stderr.decode()
+    assert sorted(json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()) == \
+        sorted([p.name for p in sorted(SEEDS.glob("*.txt"))[:3]] + ["empty.txt"])
+    errors = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
+    assert errors == ["broken.txt"]
+
+
+def test_tag_cli_exit_codes_for_nothing_to_tag(tmp_path, tiny_model_dir):
+    missing = _tag(str(tmp_path / "no-such-file.txt"), "-o", str(tmp_path / "a.jsonl"), "--model", str(tiny_model_dir))
+    assert missing.returncode == 1 and b"Traceback" not in missing.stderr  # reported as a failed document
+    empty = _tag("--model", str(tiny_model_dir), stdin="")
+    assert empty.returncode == 1 and "<stdin> (-): empty document" in empty.stderr
+    (tmp_path / "nothing").mkdir()
+    nothing = _tag(str(tmp_path / "nothing"), "-o", str(tmp_path / "b.jsonl"), "--model", str(tiny_model_dir))
+    assert nothing.returncode == 2 and b"no documents in" in nothing.stderr and b"Traceback" not in nothing.stderr
 
 
 def test_tag_cli_csv_and_parquet_rows_per_fact(tmp_path, tiny_model_dir):
@@ -133,6 +152,12 @@ def test_tag_cli_reads_stdin_and_python_dash_m(tiny_model_dir):
     assert proc.returncode == 0, proc.stderr
     [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
     assert doc["id"] == "<stdin>" and doc["text"] == "天津市和平区帮扶甘肃省会宁县。"
+
+
+def test_train_refuses_to_replace_the_shipped_model_without_force():
+    proc = subprocess.run([sys.executable, "-m", "inference", "train", "configs/default.yaml"], cwd=REPO,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 2 and b"--force" in proc.stderr and b"Traceback" not in proc.stderr
 
 
 def test_tag_cli_missing_model_is_one_line(tmp_path):

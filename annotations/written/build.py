@@ -12,6 +12,7 @@ usage: python annotations/written/build.py [--diff BATCH]   (writes annotations/
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -20,6 +21,8 @@ OUT = HERE.parent / "written.json"
 
 def load_pass(name: str, stem: str) -> dict:
     path = HERE / "passes" / name / f"{stem}.json"
+    if not path.is_file():
+        sys.exit(f"{path}: pass {name} of {stem} is missing")
     return {(s["start"], s["end"], s["label"]): s["text"] for s in json.loads(path.read_text(encoding="utf-8"))}
 
 
@@ -42,15 +45,20 @@ def main() -> None:
         meta.update(json.loads(path.read_text(encoding="utf-8")))
     decisions = load_decisions()
     tasks, undecided = [], 0
+    agreement = Counter()  # (label, "both" | "A" | "B") -> spans
     for number, path in enumerate(sorted((HERE / "texts").glob("*.txt")), start=1):
+        if diff_batch and not path.stem.startswith(diff_batch + "_"):
+            continue
         text = path.read_text(encoding="utf-8")
         a, b = load_pass("A", path.stem), load_pass("B", path.stem)
         spans = set(a) & set(b)
+        for key in set(a) | set(b):
+            agreement[key[2], "both" if key in a and key in b else "A" if key in a else "B"] += 1
         for key in sorted(set(a) ^ set(b)):
             decision = decisions.get((path.stem, *key))
             if decision is None:
                 undecided += 1
-                if diff_batch and path.stem.startswith(diff_batch):
+                if diff_batch:
                     s, e, label = key
                     who = "A" if key in a else "B"
                     print(f"{path.stem}\t{s}\t{e}\t{label}\t{who}\t{text[max(0, s - 10):s]}[{text[s:e]}]{text[e:e + 10]}".replace("\n", "⏎"))
@@ -79,7 +87,18 @@ def main() -> None:
     if undecided:
         sys.exit(f"{undecided} disagreement(s) without a decision; list them with --diff BATCH")
     OUT.write_text(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {OUT}: {len(tasks)} tasks, {sum(len(t['annotations'][0]['result']) for t in tasks)} spans")
+    print(f"wrote {OUT}: {len(tasks)} tasks, {sum(len(t['data']['text']) for t in tasks):,} characters, "
+          f"{sum(len(t['annotations'][0]['result']) for t in tasks)} spans")
+    print("label          gold spans   agreement of the passes (span F1, exact start/end/label)")
+    gold = Counter(r["value"]["labels"][0] for t in tasks for r in t["annotations"][0]["result"])
+    for label in sorted(gold, key=lambda k: -gold[k]) + ["all"]:
+        both, only_a, only_b = (sum(n for (lab, who), n in agreement.items() if who == w and label in (lab, "all"))
+                                for w in ("both", "A", "B"))
+        count = sum(gold.values()) if label == "all" else gold[label]
+        print(f"{label:14s} {count:10d}   {2 * both / (2 * both + only_a + only_b):.3f} "
+              f"(both {both}, only A {only_a}, only B {only_b})")
+    scripts = Counter(t["data"]["meta"]["script"] for t in tasks)
+    print("scripts:", dict(scripts), " longer than 1,500 characters:", sum(len(t["data"]["text"]) > 1500 for t in tasks))
 
 
 if __name__ == "__main__":
