@@ -11,6 +11,10 @@ vocabulary (QUALIFIERS) and the raw text with its offsets is kept, so none is lo
 the most telling one: a magnitude word (more than, nearly, about, …) before an aggregation word
 (cumulative, total, reached).
 
+Counts. The unit is the classifier in the span (人, 名, 户, 人次, 个, 项 …), None without one
+(220多万贫困人口: records.py reads the noun after it); a span cut inside 项目 (29个项|目) is read as
+29个, with a `note`.
+
 Dates follow ISO 8601 with reduced precision: 2021年 → "2021", 2021年4月 → "2021-04",
 2020年6月2日 → "2020-06-02", 2024-02-13 15:50 → "2024-02-13T15:50", a range 2017—2020年 →
 "2017/2020". A date without a year keeps the ISO truncated form (7月7日 → "--07-07", 10月 → "--10",
@@ -205,11 +209,15 @@ def _money(entity: Entity, text: str) -> dict:
 
 def _count(entity: Entity, text: str) -> dict:
     s = _prep(entity.text)
+    result = {}
+    if s.endswith("个项") and _prep(text[entity.end: entity.end + 1]) == "目":
+        s = s[:-1]  # 29个项|目: a span cut inside 项目 still counts 29个
+        result["note"] = "span ends inside 项目"
     unit = next((c for c in _CLASSIFIERS if s.endswith(c)), None)
     if unit:
         s = s[: -len(unit)]
     numeral, inner = _strip_inner(s)
-    result = {"unit": unit}
+    result["unit"] = unit
     result.update(_qualifiers(entity, text, _inner_offsets(entity.text, inner)))
     return _with_value(result, numeral)
 
