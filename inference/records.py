@@ -14,23 +14,33 @@ supplies the places and the cues: direction cues (A帮扶B, A援建的B, 由A结
 A向B选派 …), plain pairings (A与B, 天津和平·甘肃会宁; word order does not tell who helps) and the
 pairing words, which name both places and, when listed, which one helps. The mentions of one place
 are merged first (天津 counts as 和平区 when 和平区 is the only part of it named, and more often).
-A pair is a candidate when a cue joins its places or the data pairs them. Its helper is a
-recipient-side place (甘肃, 遵义, 恩施 …) only when the text says so in so many words (A帮扶B with
-A right before the verb), its recipient a helper-side place only when the data pairs them.
-Candidates rank by cue weight plus data support, then by how often their less named side is
-named, then by where the text first states them. The record lists the most specific pair the text
-supports first (a county pair inside a pairing word's province pair), then the province pair it
-belongs to, then every further pair the text states about as firmly, each with its province pair.
-Places in datelines (新华社成都5月2日电), bylines, source and copyright lines, link lists under a
-page's 推荐/相关 headings and hosts of events (在广州举办的…) are never partners.
+A pair is a candidate when a cue joins its places or the data pairs their provinces. A direction
+is emitted when the text states it in so many words (A帮扶B with A right before the verb; a listed
+pairing word), towards a place that is not helper-side; else only when the data supports it: the
+data pairs the two areas or their provinces and the helper is not a recipient-side place (甘肃,
+遵义, 恩施 …). A place of a province on both sides (重庆, 陕西, 湖北, 河北, 吉林, 湖南) helps only
+the areas the data pairs it with (重庆→昌都, never 重庆→成都 or 武汉→恩施), and two places of one
+province are never paired without the words. Candidates rank by cue weight plus data support, then
+by how often their less named side is named, then by where the text first states them. The record
+lists the most specific pair the text supports first (a county pair inside a pairing word's
+province pair; the pairing the data puts a word's places under: 甬黔 with 兴仁市 and 普安县 →
+宁波市→黔西南州), then the province pair it belongs to when the data or the text pairs the two
+provinces as wholes (浙江→四川, not 北京→河北 for 北京→张家口), then every further pair the text
+states about as firmly, each with its province pair.
+Places in datelines (新华社成都5月2日电), bylines (the byline itself: 记者 李明 报道), source and
+copyright lines and link lists under a page's 推荐/相关 headings are never partners; nor is the host
+of an event (在北京举办的…) when it is a third place, its province paired by the data with none
+other the report names. A host that is a partner (天津市和平区在会宁县举办展销会) stays a place, but
+the host phrase is no cue.
 
 Facts. A figure's category comes from the words that govern it: the list item that holds it
 (劳务协作类项目4个, 29个项目, 1.07亿元产业扶贫资金), falling back to the nearest trigger in its sentence;
-a part (其中…) takes its whole's category. Its date comes from its own clause, or from a time
-phrase that opens the sentence (2022年，…; 2017年以来，…). Money that is not a transfer (a price,
-an income, an output value) says so in `kind`, and an amount per unit (每亩, 人均) in `per`; a
-count written without a classifier takes its unit from the noun after it (1600萬網友 → 人).
-Figures inside a short quoted name (“百名企业家渭源行”) are not facts: they go to `not_facts`.
+a part (其中…, 其中，…, 其中：…) takes its whole's category. Its date comes from its own clause, or
+from a time phrase that opens the sentence (2022年，…; 2017年以来，…). Money that is not a transfer
+(a price, an income, an output value) says so in `kind`, and an amount per unit (每亩, 人均, 户均,
+12元/公斤) in `per`; a count written without a classifier takes its unit from the noun after it
+(1600萬網友 → 人). Figures inside a short quoted name (“百名企业家渭源行”) are not facts: they go to
+`not_facts`.
 """
 from __future__ import annotations
 
@@ -39,6 +49,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice, takewhile
 
 import yaml
 
@@ -66,7 +77,14 @@ _RESPECTIVELY = "分别"
 # "In so many words": the helper stands right before the verb (和平区帮扶会宁县, 由A结对帮扶B).
 _EXPLICIT_GAP = re.compile(r"^[^，,。；;！？!?]{0,4}$")
 _VERB_REACH = 25
+# A verb's helper is among the last places named before it in its sentence; looking further back
+# only reaches earlier clauses, and would make a sentence of n places cost n².
+_HELPER_REACH = 16
 _HEADLINE_CHARS = 400
+# A pair the data alone suggests (no cue) is formed from the places each province names most: a
+# report's partners are among those, and a long report naming hundreds of places would otherwise
+# make every helper-side place a candidate with every recipient-side one.
+_DATA_PLACES = 8
 
 _WEIGHT_DIRECTED = 3.0
 _WEIGHT_SENDS = 1.0
@@ -76,14 +94,28 @@ _DATA_BONUS = {2: 2.0, 1: 1.0, 0: 0.0}  # the data pairs the two areas / only th
 # Page parts whose places are not partners.
 _DATELINE_AFTER = re.compile(r"^\s*(?:\d{1,2}月)?(?:\d{1,2}日)?\s*[电讯](?=$|[\s(（:：【]|记者)")
 _DATELINE_BEFORE = re.compile(r"^[^，,。；;！？!?\s]{0,12}$")
+# How far back a dateline's line may start: 12 characters of agency and place (above), with room for
+# indentation and an opening bracket. A mention further into its line is no dateline.
+_DATELINE_REACH = 40
+# Lines of page furniture, excluded whole. 记者 and 通讯员 are not here: a line that starts with them may
+# be article text (记者从会宁县获悉，…) or a byline followed by the lead (记者 李明 报道 近日，…).
 _SOURCE_LINE = re.compile(
     r"^[\s|｜•·]*(?:来源|信息来源|稿件来源|文章来源|版权|copyright|©|主办|承办|协办|技术支持|备案|责任编辑|编辑"
-    r"|作者|记者|通讯员|摄影|校对|审核|监制|总监审|监审|网站标识码|联系电话|地址|邮编)(?P<next>.?)",
+    r"|作者|摄影|校对|审核|监制|总监审|监审|网站标识码|联系电话|地址|邮编)(?P<next>.?)",
     re.IGNORECASE,
 )
-_BYLINE_WORD = re.compile(r"记者|通讯员|编辑[:：\s]|作者[:：\s]|来源[:：]|版权所有|供稿")
-_BYLINE_PAREN = re.compile(r"[(（][^()（）\n]{0,40}?(?:记者|通讯员|编辑)[^()（）\n]{0,40}[)）]")
+_FURNITURE_WORD = re.compile(r"编辑[:：\s]|作者[:：\s]|来源[:：]|版权所有|供稿")  # anywhere in a short line
 _SHORT_LINE = 60
+# A byline, excluded as far as it goes: 记者/通讯员 and the names after it, each name ending at a space,
+# a bracket, 报道 or the line end, then any place + 报道 (记者 李明 通讯员 王芳 兰州报道; 本报记者李明报道).
+# 记者从会宁县获悉 is no byline: 从会宁县 does not end there.
+_BYLINE_NAME = r"[^\s，,。；;！？!?:：、()（）]{1,4}"
+_BYLINE = re.compile(
+    rf"(?:记者|通讯员)[ \t\u3000:：]*{_BYLINE_NAME}(?:[ \t\u3000]+{_BYLINE_NAME})*(?=[\s)）:：]|报道|$)"
+    r"(?:[ \t\u3000]*[^\s，,。；;！？!?:：、()（）]{0,6}?报道)?",
+    re.MULTILINE,
+)
+_BYLINE_PAREN = re.compile(r"[(（][^()（）\n]{0,40}?(?:记者|通讯员|编辑)[^()（）\n]{0,40}[)）]")
 _FURNITURE_HEADING = re.compile(
     r"^\s*(?:精彩推荐|相关链接|相关新闻|相关阅读|相关文章|推荐阅读|推荐新闻|延伸阅读|热点推荐|热门推荐|热点新闻"
     r"|即时播报|猜你喜欢|友情链接|关注我们|分享到|打印本页|关闭窗口)\s*[:：]?\s*$"
@@ -94,12 +126,16 @@ _HOST_OF = re.compile(r"^(?:市|省)?(?:举办|举行|召开)的")
 
 # Facts.
 _ENUMERATION_END = re.compile(r"等等?$")  # 产业开发、劳务协作…等29个项目: the head noun follows the figure
+# A part: 其中 opens the figure's list item (其中脱贫人口2286人), or is an item of its own right before
+# it (其中，脱贫人口2286人; 其中：2020年投入735万元).
 _PART_OF = re.compile(r"^其中")
+_PART_OF_ALONE = re.compile(r"(?:^|[，,；;、])其中[，,:：]$")
 _SINCE_BEFORE = ("自", "从")
 _SINCE_AFTER = ("以来", "开始", "至今", "以后", "起")
 _UNTIL_BEFORE = ("截止到", "截至", "截止")
 _DATE_OPENERS = _SINCE_BEFORE + _UNTIL_BEFORE + ("于", "在", "到")  # words a date clause may start with
-_PER = re.compile(r"(?:每|人均|户均|亩均)(亩|人|户|公斤|千克|斤|吨|头|只|株|棵|平方米|年|月|天)")
+# 每亩补贴400元 → 亩; 人均增收2000元 → 人 (人均, 户均, 亩均 name their unit themselves).
+_PER = re.compile(r"每(亩|人|户|公斤|千克|斤|吨|头|只|株|棵|平方米|年|月|天)|(人|户|亩)均")
 _PER_NEXT_TO = re.compile(r"一(亩|公斤|千克|斤|吨)$")  # 按一公斤1元的价格
 _PER_PERIOD = re.compile(r"(月|年)(?:均)?(?:收入|工资|薪)")  # 平均月收入4500元
 _PER_AFTER = re.compile(r"^/(亩|人|户|公斤|千克|斤|吨)")  # 12元/公斤
@@ -118,6 +154,7 @@ class _Mention:
     sentence: int
     place: str = ""  # code of the merged place this mention counts for
     abbreviation: bool = False  # a pairing word or one-character name, not a REGION span
+    host: bool = False  # where an event is held (在会宁县举办…): a place, but the phrase is no cue
 
 
 @dataclass
@@ -175,12 +212,54 @@ def find_published(text: str) -> str | None:
 # --- categories ------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
-def load_categories() -> tuple[str, list[dict], frozenset[str], list[dict]]:
-    """(default category, [{name, priority, triggers}], generic triggers, [{kind, words}]) from
-    configs/categories.yaml."""
+def load_categories() -> tuple[str, tuple, tuple]:
+    """(default category, triggers, money-kind words) from configs/categories.yaml, each word as
+    (its pattern, its category or kind, priority, generic); a kind's priority is its place in the file."""
     data = yaml.safe_load(CATEGORIES_FILE.read_text(encoding="utf-8"))
-    return (str(data["default"]), list(data["categories"]), frozenset(data["generic_triggers"]),
-            list(data["money_kinds"]))
+    generic = frozenset(data["generic_triggers"])
+    triggers = tuple((re.compile(re.escape(t)), c["name"], c["priority"], t in generic)
+                     for c in data["categories"] for t in c["triggers"])
+    kinds = tuple((re.compile(re.escape(w)), k["kind"], i, False)
+                  for i, k in enumerate(data["money_kinds"]) for w in k["words"])
+    return str(data["default"]), triggers, kinds
+
+
+@dataclass(frozen=True)
+class _Word:
+    """A category trigger or money-kind word found in a sentence."""
+
+    start: int
+    end: int
+    name: str  # the category or the kind
+    priority: int  # the lower wins a tie
+    generic: bool = False  # a head noun that fits any project (项目)
+
+
+def _find(text: str, sentence: tuple[int, int], lexicon: tuple) -> list[_Word]:
+    """Every (pattern, name, priority, generic) of `lexicon` in the simplified sentence, less the
+    matches inside a longer match (社会帮扶资金 hides its 帮扶资金)."""
+    s0, s1 = sentence
+    sent = to_simplified(text[s0:s1])
+    found = [_Word(s0 + m.start(), s0 + m.end(), name, priority, generic)
+             for pattern, name, priority, generic in lexicon for m in pattern.finditer(sent)]
+    return [w for w in found
+            if not any(o.start <= w.start and w.end <= o.end and o.end - o.start > w.end - w.start for o in found)]
+
+
+def sentence_words(text: str, sentence: tuple[int, int]) -> tuple[list[_Word], list[_Word]]:
+    """The category triggers and the money-kind words of a sentence, found once for all its figures."""
+    _, triggers, kinds = load_categories()
+    return _find(text, sentence, triggers), _find(text, sentence, kinds)
+
+
+def _nearest(words: list[_Word], start: int, end: int) -> _Word | None:
+    """The word nearest the figure at [start, end). A word after it counts double distance (a report
+    names what it counts before the number more often than after); a tie goes to the longer word,
+    then to the lower priority."""
+    def key(w: _Word) -> tuple:
+        distance = start - w.end if w.end <= start else 2 * max(0, w.start - end)
+        return distance, w.start - w.end, w.priority
+    return min(words, key=key, default=None)
 
 
 def _item(text: str, sentence: tuple[int, int], start: int, end: int) -> tuple[int, int]:
@@ -191,81 +270,59 @@ def _item(text: str, sentence: tuple[int, int], start: int, end: int) -> tuple[i
     return (left[-1] if left else s0), (right.start() if right else s1)
 
 
-def categorise(text: str, sentence: tuple[int, int], start: int, end: int, floor: int = 0,
+def categorise(text: str, item: tuple[int, int], triggers: list[_Word], start: int, end: int, floor: int = 0,
                whole_sentence: bool = True) -> dict:
     """Category of the figure at [start, end), from the words that govern it.
 
-    The governing words are the list item that holds the figure, after any earlier figure of the
-    same item (`floor`). The nearest trigger before the figure names what it counts or funds,
-    unless it is a generic head (项目): then a more specific trigger further left in the item wins
+    `item` is the list item that holds the figure (`_item`) and `triggers` its sentence's
+    (`sentence_words`). The governing words are the item, after any earlier figure of the same
+    item (`floor`). The nearest trigger before the figure names what it counts or funds, unless it
+    is a generic head (项目): then a more specific trigger further left in the item wins
     (劳务协作类项目4个 → 劳务协作). With none before, the nearest trigger after it (29个项目,
     1.07亿元产业扶贫资金). An enumeration ending in 等 before the figure only qualifies the noun
     after it (产业开发、劳务协作…等29个项目 → 项目). With no trigger in the item, the nearest trigger of
-    the sentence wins, unless `whole_sentence` is False (a trigger after the figure counts double
-    distance; ties to the longer trigger, then the lower priority). Matches inside a longer match
-    are dropped (社会帮扶资金 hides its 帮扶资金), and all matching is on the simplified sentence.
+    the sentence wins (`_nearest`), unless `whole_sentence` is False.
     """
-    default, categories, generic, _ = load_categories()
-    s0, s1 = sentence
-    sent = to_simplified(text[s0:s1])
-    matches = [
-        (s0 + m.start(), s0 + m.end(), cat["name"], cat["priority"], trigger in generic)
-        for cat in categories
-        for trigger in cat["triggers"]
-        for m in re.finditer(re.escape(trigger), sent)
-    ]
-    matches = [
-        m for m in matches
-        if not any(o[0] <= m[0] and m[1] <= o[1] and o[1] - o[0] > m[1] - m[0] for o in matches)
-        and not (start <= m[0] and m[1] <= end)  # the figure's own characters (29个项 cut from 项目 keeps 项目)
-    ]
-    i0, i1 = _item(text, sentence, start, end)
+    default = load_categories()[0]
+    # the figure's own characters are no trigger (29个项 cut from 项目 keeps 项目)
+    triggers = [w for w in triggers if not (start <= w.start and w.end <= end)]
+    i0, i1 = item
     lo = max(i0, floor)
     if _ENUMERATION_END.search(to_simplified(text[lo:start])):
         lo = start
-    in_item = [m for m in matches if lo <= m[0] and m[1] <= start or start <= m[0] and end < m[1] <= i1]
-
-    def nearest(m):
-        distance = start - m[1] if m[1] <= start else 2 * max(0, m[0] - end)
-        return (distance, -(m[1] - m[0]), m[3])
-
+    in_item = [w for w in triggers if lo <= w.start and w.end <= start or start <= w.start and end < w.end <= i1]
     if in_item:
-        before = [m for m in in_item if m[1] <= start]
-        best = min(before or in_item, key=lambda m: (m[4], nearest(m)))
-    elif matches and whole_sentence:
-        best = min(matches, key=nearest)
+        pool = [w for w in in_item if w.end <= start] or in_item
+        best = _nearest([w for w in pool if not w.generic] or pool, start, end)
     else:
+        best = _nearest(triggers, start, end) if whole_sentence else None
+    if best is None:
         return {"category": default, "trigger": None}
-    return {"category": best[2], "trigger": {"text": text[best[0]:best[1]], "start": best[0], "end": best[1]}}
+    return {"category": best.name, "trigger": {"text": text[best.start:best.end], "start": best.start, "end": best.end}}
 
 
-def money_kind(text: str, sentence: tuple[int, int], start: int, end: int) -> dict:
+def money_kind(text: str, item: tuple[int, int], kinds: list[_Word], start: int, end: int) -> dict:
     """What an amount is (`kind`: transfer, price, income, output value) and what it is per (`per`).
 
     The nearest kind word of the figure's list item decides (价格, 收入, 产值 … in
-    configs/categories.yaml); none means a transfer. `per` is the unit of a per-unit amount:
-    每亩补贴400元 → 亩, 人均增收 → 人, 月收入 → 月, 12元/公斤 → 公斤; None for a total.
+    configs/categories.yaml; `kinds` are its sentence's); none means a transfer. `per` is the unit
+    of a per-unit amount: 每亩补贴400元 → 亩, 人均增收 → 人, 月收入 → 月, 12元/公斤 → 公斤; None for a total.
     """
-    *_, kinds = load_categories()
-    i0, i1 = _item(text, sentence, start, end)
+    i0, i1 = item
     before, after = to_simplified(text[i0:start]), to_simplified(text[end:i1])
-    found = [
-        (len(before) - (m.start() + len(word)) if side == "before" else 2 * m.start(), kind["kind"])
-        for kind in kinds for word in kind["words"]
-        for side, part in (("before", before), ("after", after))
-        for m in re.finditer(re.escape(word), part)
-    ]
     per = _PER_AFTER.match(after)
     per_unit = per.group(1) if per else None
     if per_unit is None:
         for pattern in (_PER, _PER_PERIOD):
             hits = list(pattern.finditer(before))
             if hits:
-                per_unit = hits[-1].group(1)
+                per_unit = next(unit for unit in hits[-1].groups() if unit)
                 break
     if per_unit is None and (m := _PER_NEXT_TO.search(before)):
         per_unit = m.group(1)
-    kind = min(found)[1] if found else "price" if per else "transfer"
+    word = _nearest([w for w in kinds if i0 <= w.start and w.end <= start or end <= w.start and w.end <= i1],
+                    start, end)
+    kind = word.name if word else "price" if per else "transfer"
     return {"kind": kind, "per": per_unit}
 
 
@@ -306,6 +363,13 @@ class Pairings:
         self._by_provinces = defaultdict(list)
         for p in self.pairings:
             self._by_provinces[(self.province(p.helper).code, self.province(p.recipient).code)].append(p)
+        # (province code, side) for each province that takes a side as a whole: its role is that side
+        # alone, or a pairing names the province itself on it (山东→重庆市; 河北 is helped only in
+        # its 张家口, 保定 and 承德)
+        self._wholes = {(code, role) for code, role in self.roles.items() if role != "both"}
+        self._wholes |= {(region.code, side) for p in self.pairings
+                         for region, side in ((p.helper, "helper"), (p.recipient, "recipient"))
+                         if region.level == "province"}
         self.compounds = {word: (self._place(h), self._place(r)) for word, (h, r) in data["compounds"].items()}
         self.singles = {char: tuple(self._place(n) for n in names) for char, names in data["singles"].items()}
         self.contexts = list(data["contexts"])
@@ -320,7 +384,12 @@ class Pairings:
         return found[0]
 
     def _check(self) -> None:
-        """Every pairing's sides agree with `roles`, every role is used, every source is named."""
+        """Every pairing's sides agree with `roles`, every role is used, every source is named, every
+        pairing word names two areas a pairing joins, every one-character name a place that takes part.
+
+        `roles` could be derived from the pairings; it is kept beside them as a cross-check, so that a
+        pairing written the wrong way round (a recipient as helper) contradicts it and is refused.
+        """
         problems = []
         used = defaultdict(set)
         for p in self.pairings:
@@ -335,6 +404,11 @@ class Pairings:
             expected = {"helper", "recipient"} if role == "both" else {role}
             if not expected <= used[code]:
                 problems.append(f"{self.gazetteer.by_code[code].name}: role {role} but no such pairing")
+        for word, (helper, recipient) in self.compounds.items():
+            if self.match(helper, recipient, None)[0] != 2:
+                problems.append(f"{word}: no pairing joins {helper.full_name} and {recipient.full_name}")
+        for char, regions in self.singles.items():
+            problems += [f"{char}: {r.full_name} takes part in no pairing" for r in regions if not self.side(r)]
         if problems:
             raise ValueError(f"{PAIRINGS_FILE}: " + "; ".join(problems))
 
@@ -352,6 +426,18 @@ class Pairings:
     def provinces_paired(self) -> set[tuple[str, str]]:
         """(helper province code, recipient province code) of every pairing."""
         return set(self._by_provinces)
+
+    def on_both_sides(self, region: Region) -> bool:
+        """`region` lies in a province that helps and is helped (重庆, 陕西, 湖北 …): it helps only the
+        areas a pairing joins it with."""
+        return self.roles.get(self.province(region).code) == "both"
+
+    def wholes_paired(self, helper: Region, recipient: Region) -> bool:
+        """The data pairs the two provinces as wholes: a pairing joins them, the helper helps as a
+        whole and the recipient is helped as a whole (浙江→四川, 山东→重庆; not 北京→河北 or 杭州's
+        浙江→湖北, where only 张家口 or 恩施 is helped)."""
+        return ((helper.code, recipient.code) in self._by_provinces
+                and (helper.code, "helper") in self._wholes and (recipient.code, "recipient") in self._wholes)
 
     @lru_cache(maxsize=None)
     def side(self, region: Region) -> frozenset[str]:
@@ -401,50 +487,92 @@ def load_pairings() -> Pairings:
 
 # --- places that are not partners ----------------------------------------------------------------
 
-def _excluded_zones(text: str) -> list[tuple[int, int]]:
-    """Spans of bylines, source and copyright lines, and link lists under a furniture heading."""
+class _Zones:
+    """Spans of text whose places are not partners, merged and sorted, so that a mention is looked up
+    by bisection rather than against every span."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        merged: list[list[int]] = []
+        for s, e in sorted(spans):
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self.spans = [(s, e) for s, e in merged]
+        self._starts = [s for s, _ in merged]
+
+    def hold(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._starts, start) - 1
+        return i >= 0 and end <= self.spans[i][1]
+
+
+def _excluded_zones(text: str, simplified: str) -> _Zones:
+    """Bylines, source and copyright lines, and link lists under a furniture heading.
+
+    A line of page furniture goes whole (来源：…, a short line with 编辑：or 供稿); a byline only as
+    far as it goes (记者 李明 报道, （记者 王芳）), as article text may share its line.
+    """
     zones, offset, in_block = [], 0, False
     for line in text.splitlines(keepends=True):
-        simplified = to_simplified(line).strip()
         start, end = offset, offset + len(line)
         offset = end
-        if _FURNITURE_HEADING.match(simplified):
+        stripped = simplified[start:end].strip()
+        if _FURNITURE_HEADING.match(stripped):
             in_block = True
-        elif in_block and "。" in simplified and len(simplified) >= 40:
+        elif in_block and "。" in stripped and len(stripped) >= 40:
             in_block = False
-        source = _SOURCE_LINE.match(simplified)
+        source = _SOURCE_LINE.match(stripped)
         if (in_block
-                or source and (source.group("next") in ":：|｜ \t" or len(simplified) <= _SHORT_LINE)
-                or len(simplified) <= _SHORT_LINE and _BYLINE_WORD.search(simplified)):
+                or source and (source.group("next") in ":：|｜ \t" or len(stripped) <= _SHORT_LINE)
+                or len(stripped) <= _SHORT_LINE and _FURNITURE_WORD.search(stripped)):
             zones.append((start, end))
-    zones += [m.span() for m in _BYLINE_PAREN.finditer(to_simplified(text))]
-    return zones
+    zones += [m.span() for pattern in (_BYLINE, _BYLINE_PAREN) for m in pattern.finditer(simplified)]
+    return _Zones(zones)
 
 
-def _not_a_partner(text: str, e: Entity, zones: list[tuple[int, int]]) -> bool:
-    """A mention in a dateline, byline, source line or link list, or the host of an event."""
-    if any(s <= e.start and e.end <= z for s, z in zones):
-        return True
-    line_start = text.rfind("\n", 0, e.start) + 1
-    before, after = to_simplified(text[line_start:e.start]), to_simplified(text[e.end:e.end + 24])
-    if _DATELINE_AFTER.match(after) and _DATELINE_BEFORE.match(before.strip().lstrip("(（【[")):
-        return True
-    return bool(_HOST_BEFORE.search(before) and _HOST_AFTER.match(after) or _HOST_OF.match(after))
+def _in_dateline(text: str, e: Entity) -> bool:
+    """The mention opens its line and 电/讯 follows it, maybe after a date (新华社成都5月2日电)."""
+    reach = max(0, e.start - _DATELINE_REACH)
+    newline = text.rfind("\n", reach, e.start)
+    if newline < 0 and reach > 0:
+        return False  # its line starts too far back
+    before = to_simplified(text[newline + 1:e.start]).strip().lstrip("(（【[")
+    return bool(_DATELINE_BEFORE.match(before) and _DATELINE_AFTER.match(to_simplified(text[e.end:e.end + 24])))
+
+
+def _hosts_event(text: str, e: Entity) -> bool:
+    """在会宁县举办…, 广州举办的…: the mention names where an event is held."""
+    after = to_simplified(text[e.end:e.end + 24])
+    return bool(_HOST_BEFORE.search(to_simplified(text[max(0, e.start - 1):e.start])) and _HOST_AFTER.match(after)
+                or _HOST_OF.match(after))
+
+
+def _without_third_places(mentions: list[_Mention], pairings: Pairings) -> list[_Mention]:
+    """`mentions` less the hosts of events that are third places: a host whose province the data
+    pairs with none of the other places' provinces (粤桂 fair held in 北京). A host that is a
+    partner (天津市和平区在会宁县举办展销会) stays."""
+    paired = pairings.provinces_paired()
+    others = {pairings.province(m.region).code for m in mentions if not m.host}
+
+    def partner(m: _Mention) -> bool:
+        own = pairings.province(m.region).code
+        return any((own, o) in paired or (o, own) in paired for o in others)
+
+    return [m for m in mentions if not m.host or partner(m)]
 
 
 # --- abbreviations ---------------------------------------------------------------------------------
 
-def _abbreviations(text: str, entities: list[Entity], mentions: list[_Mention], sentence_of,
-                   zones: list[tuple[int, int]], pairings: Pairings) -> list[tuple[str, list[_Mention], str]]:
+def _abbreviations(text: str, simplified: str, entities: list[Entity], mentions: list[_Mention], sentence_of,
+                   zones: _Zones, pairings: Pairings) -> list[tuple[str, list[_Mention], str]]:
     """Pairing words and one-character names in the text, as (kind, mentions, side) triples.
 
     kind "listed" (a word of `compounds`: helper mention first), "formed" (two characters that each
-    stand for a place of the report, 城渭, followed by a cooperation word) or "single" (援黔, 赴沪 …;
-    side "recipient" for 援X). Nothing inside a REGION span, a dateline zone or a link list counts.
+    stand for a place the report names, 城渭, followed by a cooperation word) or "single" (援黔, 赴沪 …;
+    side "recipient" for 援X). Nothing inside a REGION span, a byline, source line or link list counts.
     """
-    simplified = to_simplified(text)
     blocked = bytearray(len(text) + 1)
-    for s, e in [(e.start, e.end) for e in entities if e.label == "REGION"] + zones:
+    for s, e in [(e.start, e.end) for e in entities if e.label == "REGION"] + zones.spans:
         blocked[s:e] = b"\x01" * (e - s)
 
     def free(s: int, e: int) -> bool:
@@ -455,8 +583,8 @@ def _abbreviations(text: str, entities: list[Entity], mentions: list[_Mention], 
 
     listed = [(m.span(), sides) for word, sides in pairings.compounds.items() for m in re.finditer(word, simplified)
               if free(*m.span())]
-    named_regions = [m.region for m in mentions] + [r for _, sides in listed for r in sides]
-    provinces = {pairings.province(r).code for r in named_regions}
+    named = {m.region for m in mentions} | {r for _, sides in listed for r in sides}
+    provinces = {pairings.province(r).code for r in named}
 
     def resolve(char: str) -> Region | None:
         options = pairings.singles.get(char, ())
@@ -469,17 +597,19 @@ def _abbreviations(text: str, entities: list[Entity], mentions: list[_Mention], 
         first_chars[to_simplified(m.entity.text)[0]].add(m.region)
 
     def places_for(char: str) -> set[Region]:
-        """The places a character of a formed word may stand for (渭 for 渭源县, not its 庆坪镇 too)."""
-        single = resolve(char)
-        found = first_chars[char] | ({single} if single else set())
+        """The places the report names that a character of a formed word may stand for: by their first
+        character (渭 for 渭源县, not also for a place named inside it) or their one-character name (渝 only when the report
+        names 重庆市 itself: 川渝合作 alone pairs nothing)."""
+        found = first_chars[char] | ({resolve(char)} & named)
         return {r for r in found if not any(pairings.within(r, o) and o != r for o in found)}
 
     found = [("listed", [mention(helper, *span), mention(recipient, *span)], "either")
              for span, (helper, recipient) in listed]
-    for i in range(len(simplified) - 1):
-        pair_word = simplified[i:i + 2]
-        if (not simplified.startswith(pairings.compound_follow, i + 2) or pair_word in pairings.compounds
-                or not free(i, i + 2)):
+    # every two characters followed by a cooperation word (overlapping: a lookahead)
+    followed = re.compile("(?=(..)(?:" + "|".join(map(re.escape, pairings.compound_follow)) + "))")
+    for m in followed.finditer(simplified):
+        i, pair_word = m.start(), m.group(1)
+        if pair_word in pairings.compounds or not free(i, i + 2):
             continue
         first, second = places_for(pair_word[0]), places_for(pair_word[1])
         if len(first) == 1 and len(second) == 1 and first != second:
@@ -523,25 +653,28 @@ def _merge_places(mentions: list[_Mention], gazetteer: Gazetteer) -> None:
     named = [m for m in mentions if not m.abbreviation]
     counts = Counter(m.region.code for m in named)
     regions = {m.region.code: m.region for m in named}
-
-    def below(code: str) -> list[str]:
-        return [c for c in regions if gazetteer.is_ancestor(regions[code], regions[c])]
-
-    def on_line(c: str, leaf: str) -> bool:
-        return c == leaf or gazetteer.is_ancestor(regions[c], regions[leaf])
+    # the named places below each named place and the named line above each, from each one's
+    # lineage: linear in the places, where comparing every two would be quadratic
+    below, line = defaultdict(list), {}
+    for code, region in regions.items():
+        line[code] = {r.code for r in gazetteer.lineage(region)} & regions.keys()
+        for ancestor in line[code] - {code}:
+            below[ancestor].append(code)
 
     def target(code: str) -> str:
-        lower = below(code)
+        lower = below[code]
         if not lower:
             return code
-        top = next((c for c in lower if all(on_line(c, o) for o in lower)), None)
+        top = next((c for c in lower if len(below[c]) == len(lower) - 1), None)  # on every line below
         if top is not None:
-            line = sum(counts[c] for c in lower if on_line(top, c))
-            return target(top) if line > counts[code] else code
-        leaves = [c for c in lower if not below(c)]
-        alone = {leaf: sum(counts[c] for c in lower if [lf for lf in leaves if on_line(c, lf)] == [leaf])
-                 for leaf in leaves}
-        best = max(leaves, key=lambda c: (alone[c], c))
+            return target(top) if counts[top] + sum(counts[c] for c in below[top]) > counts[code] else code
+        leaves = {c for c in lower if not below[c]}
+        alone = Counter()  # leaf → mentions of the places that lie on its line alone
+        for c in lower:
+            own = [leaf for leaf in [c, *below[c]] if leaf in leaves]
+            if len(own) == 1:
+                alone[own[0]] += counts[c]
+        best = max((c for c in lower if c in leaves), key=lambda c: (alone[c], c))
         return best if alone[best] * 2 > sum(counts[c] for c in lower) else code
 
     merged = {code: target(code) for code in regions}
@@ -570,51 +703,57 @@ def _collect_cues(text: str, mentions: list[_Mention], pairs: dict, helper_votes
         strength, pairing = pairings.match(places[h.place], places[r.place], None)
         return pairing if strength == 2 else None
 
-    groups, group = {}, []  # id of a mention → the mentions joined to it by 和/与/、, in order
+    groups, run = {}, []  # id of a mention → the run of mentions joined to it by 和/与/、, in order
     for m in mentions:
-        group = group + [m] if group and joined(group[-1], m) else [m]
-        for g in group:
-            groups[id(g)] = group
-    for i, b in enumerate(mentions):
-        same_sentence = [a for a in mentions[:i] if a.sentence == b.sentence]
-        if same_sentence:
-            a = same_sentence[-1]
-            between = to_simplified(text[a.entity.end: b.entity.start])
-            if a.place != b.place and _PAIRED.match(between):
-                _vote(pairs, a, b, _WEIGHT_PAIRED, 0.0, "paired", b.entity.end, text)
-            if a.place != b.place and between == "向" and _SENDS_AFTER.match(
-                to_simplified(text[b.entity.end: b.entity.end + 4])
-            ):
-                _vote(pairs, a, b, _WEIGHT_SENDS, _WEIGHT_SENDS, "sends to", b.entity.end + 2, text)
-        before = to_simplified(text[max(0, b.entity.start - _VERB_REACH): b.entity.start])
-        verb = _HELP_VERB.search(before)
-        if verb:
-            verb_start = b.entity.start - len(before) + verb.start()
-            helpers = [a for a in same_sentence if a.place != b.place and a.entity.end <= verb_start]
-            if helpers:
-                a = next((a for a in reversed(helpers) if paired_by_data(a, b)),
-                         next((a for a in reversed(helpers) if side(a) != {"recipient"}), helpers[-1]))
-                explicit = bool(_EXPLICIT_GAP.match(to_simplified(text[a.entity.end:verb_start])))
-                givers = [h for h in groups[id(a)] if h.entity.end <= verb_start and side(h) != {"recipient"}] or [a]
-                takers = [r for r in groups[id(b)] if r.entity.start >= b.entity.start and side(r) != {"helper"}] or [b]
-                if len(givers) == len(takers) > 1 and _RESPECTIVELY in text[a.entity.end:verb_start]:
-                    combos = list(zip(givers, takers))  # 集美区、同安区分别帮扶积石山县、和政县
-                else:
-                    combos = [(h, r) for h in givers for r in takers if h.place != r.place]
-                if len(combos) > 1:
-                    combos = _data_combos(combos, paired_by_data) or [(a, b)]
-                for h, r in combos:
-                    _vote(pairs, h, r, _WEIGHT_DIRECTED, _WEIGHT_DIRECTED, "helps", r.entity.end, text, explicit)
-        after = to_simplified(text[b.entity.end: b.entity.end + 14])
-        helped_by = _HELPED_BY.match(after)
-        if helped_by:
-            helper_votes[b.place] += 1
-            cue_end = b.entity.end + helped_by.end()
-            following = [c for c in mentions[i + 1:] if c.sentence == b.sentence and c.place != b.place
-                         and c.entity.start - cue_end <= 4]
-            if following:
-                _vote(pairs, b, following[0], _WEIGHT_DIRECTED, _WEIGHT_DIRECTED, "helped by",
-                      following[0].entity.end, text, explicit=True)
+        if not (run and joined(run[-1], m)):
+            run = []
+        run.append(m)  # one list per run, shared by its members
+        groups[id(m)] = run
+    by_sentence = defaultdict(list)
+    for m in mentions:
+        by_sentence[m.sentence].append(m)
+    for sentence in by_sentence.values():
+        for i, b in enumerate(sentence):
+            if i:
+                a = sentence[i - 1]
+                between = to_simplified(text[a.entity.end: b.entity.start])
+                if a.place != b.place and _PAIRED.match(between):
+                    _vote(pairs, a, b, _WEIGHT_PAIRED, 0.0, "paired", b.entity.end, text)
+                sends = _SENDS_AFTER.match(to_simplified(text[b.entity.end: b.entity.end + 4]))
+                if a.place != b.place and between == "向" and sends:
+                    _vote(pairs, a, b, _WEIGHT_SENDS, _WEIGHT_SENDS, "sends to", b.entity.end + sends.end(), text)
+            before = to_simplified(text[max(0, b.entity.start - _VERB_REACH): b.entity.start])
+            verb = _HELP_VERB.search(before)
+            if verb:
+                verb_start = b.entity.start - len(before) + verb.start()
+                helpers = [a for a in reversed(sentence[max(0, i - _HELPER_REACH):i])  # nearest first
+                           if a.place != b.place and a.entity.end <= verb_start]
+                if helpers:
+                    a = next((a for a in helpers if paired_by_data(a, b)),
+                             next((a for a in helpers if side(a) != {"recipient"}), helpers[0]))
+                    explicit = bool(_EXPLICIT_GAP.match(to_simplified(text[a.entity.end:verb_start])))
+                    givers = [h for h in groups[id(a)]
+                              if h.entity.end <= verb_start and side(h) != {"recipient"}] or [a]
+                    takers = [r for r in groups[id(b)]
+                              if r.entity.start >= b.entity.start and side(r) != {"helper"}] or [b]
+                    if len(givers) == len(takers) > 1 and _RESPECTIVELY in text[a.entity.end:verb_start]:
+                        combos = list(zip(givers, takers))  # 集美区、同安区分别帮扶积石山县、和政县
+                    else:
+                        combos = [(h, r) for h in givers for r in takers if h.place != r.place]
+                    if len(combos) > 1:
+                        combos = _data_combos(combos, paired_by_data) or [(a, b)]
+                    for h, r in combos:
+                        _vote(pairs, h, r, _WEIGHT_DIRECTED, _WEIGHT_DIRECTED, "helps", r.entity.end, text, explicit)
+            helped_by = _HELPED_BY.match(to_simplified(text[b.entity.end: b.entity.end + 14]))
+            if helped_by:
+                helper_votes[b.place] += 1
+                cue_end = b.entity.end + helped_by.end()
+                # the helped place follows the cue closely, so the next few mentions are enough to look at
+                close = takewhile(lambda c: c.entity.start - cue_end <= 4, islice(sentence, i + 1, None))
+                following = next((c for c in close if c.place != b.place), None)
+                if following is not None:
+                    _vote(pairs, b, following, _WEIGHT_DIRECTED, _WEIGHT_DIRECTED, "helped by",
+                          following.entity.end, text, explicit=True)
 
 
 def _data_combos(combos: list, paired_by_data) -> list:
@@ -679,19 +818,23 @@ def find_partners(text: str, mentions: list[_Mention], gazetteer: Gazetteer, pai
     `year_at(position)` is the year a statement at `position` speaks of, for choosing between
     pairings of different years (the report's date when its sentence has none).
     """
-    mentions = [m for m in mentions if m.region.level != "town"]
     if not mentions:
         return []
     _merge_places(mentions, gazetteer)
     places = {m.place: gazetteer.by_code[m.place] for m in mentions}
     prominence, first_seen = Counter(), {}
+    first_by_place, first_by_region = {}, {}  # code → the first REGION span naming it
     for m in sorted(mentions, key=lambda m: m.entity.start):
         prominence[m.place] += 2 if m.entity.start < _HEADLINE_CHARS else 1
         first_seen.setdefault(m.place, m.entity.start)
+        if not m.abbreviation:
+            first_by_place.setdefault(m.place, m)
+            first_by_region.setdefault(m.region.code, m)
     pairs: dict = defaultdict(_Pair)
     helper_votes: Counter = Counter()
     recipient_votes: Counter = Counter()
-    _collect_cues(text, [m for m in mentions if not m.abbreviation], pairs, helper_votes, places, pairings)
+    _collect_cues(text, [m for m in mentions if not m.abbreviation and not m.host], pairs, helper_votes, places,
+                  pairings)
     _abbreviation_cues(abbreviations, pairs, recipient_votes)
 
     def within(x: str, y: str) -> bool:
@@ -700,12 +843,13 @@ def find_partners(text: str, mentions: list[_Mention], gazetteer: Gazetteer, pai
     def related(x: str, y: str) -> bool:
         return within(x, y) or within(y, x)
 
-    # a pair needs a cue or two provinces the data pairs: only those are worth orienting
+    # a pair needs a cue, or two provinces the data pairs: then only the places each names most
     by_province = defaultdict(list)
-    for x in places:
+    for x in sorted(places, key=lambda x: (-prominence[x], first_seen[x])):
         by_province[x[:2]].append(x)
-    worth = {k for k in pairs if len(k) == 2} | {frozenset((x, y)) for hp, rp in pairings.provinces_paired()
-                                                  for x in by_province[hp[:2]] for y in by_province[rp[:2]]}
+    worth = {k for k in pairs if len(k) == 2} | {
+        frozenset((x, y)) for hp, rp in pairings.provinces_paired()
+        for x in by_province[hp[:2]][:_DATA_PLACES] for y in by_province[rp[:2]][:_DATA_PLACES]}
     candidates = []
     for x, y in (sorted(k, key=first_seen.get) for k in sorted(worth, key=lambda k: sorted(map(first_seen.get, k)))):
         if x != y and not related(x, y):
@@ -715,6 +859,14 @@ def find_partners(text: str, mentions: list[_Mention], gazetteer: Gazetteer, pai
                                    helper_votes, recipient_votes)
             if candidate is not None:
                 candidates.append(candidate)
+
+    def group(c: _Candidate) -> frozenset:
+        """Its two provinces: only candidates of the same two can lie inside or overlap each other."""
+        return frozenset((c.helper[:2], c.recipient[:2]))
+
+    by_group = defaultdict(list)
+    for c in candidates:
+        by_group[group(c)].append(c)
 
     def rank(c: _Candidate) -> tuple:
         stated = min((e["start"] for e in c.evidence), default=max(first_seen[c.helper], first_seen[c.recipient]))
@@ -729,87 +881,105 @@ def find_partners(text: str, mentions: list[_Mention], gazetteer: Gazetteer, pai
         return (related(a.helper, b.helper) and related(a.recipient, b.recipient)
                 or related(a.helper, b.recipient) and related(a.recipient, b.helper))
 
+    # places the text pairs with another place: a place paired with 黔南 (广州—黔南) is not 粤桂's 广东
+    busy = {x for f in candidates if f.text_score > 0 for x in (f.helper, f.recipient)}
+
     def refine(c: _Candidate) -> _Candidate:
         """The most specific pair inside `c` the text supports: one with a cue of its own (奉贤区→正安县
         in a 沪遵 report); when only a pairing word supports `c`, one the data pairs that holds every
         other such pair (甬黔 and 黔西南州, 兴仁市, 普安县 → 宁波市→黔西南州; 沪遵 and three counties
-        of 遵义 stay 上海市→遵义市)."""
-        finer = [f for f in candidates if f is not c and inside(f, c)]
+        of 遵义 stay 上海市→遵义市), else the areas of the one pairing all of them fall under (甬黔 and
+        兴仁市, 普安县 → 宁波市→黔西南州)."""
+        finer = [f for f in by_group[group(c)] if f is not c and inside(f, c)]
         stated = [f for f in finer if f.text_score > 0]
         if stated:
             return refine(min(stated, key=rank))
-        # a place the text pairs with another place (广州—黔南) is not 粤桂's 广东
-        busy = {x for f in candidates if f is not c and f.text_score > 0 for x in (f.helper, f.recipient)}
-        paired = [f for f in finer if f.strength == 2 and not c.named
-                  and not ({f.helper, f.recipient} - {c.helper, c.recipient}) & busy]
+        if c.named:
+            return c
+        paired = [f for f in finer
+                  if f.strength == 2 and not ({f.helper, f.recipient} - {c.helper, c.recipient}) & busy]
         top = [f for f in paired if all(inside(o, f) for o in paired)]
-        return refine(top[0]) if top else c
+        if top:
+            return refine(top[0])
+        common = {f.pairing for f in paired}
+        return _narrowed(c, common.pop(), places, pairings) if len(common) == 1 else c
 
     chosen: list[_Candidate] = []
+    chosen_by_group = defaultdict(list)
     for c in sorted(candidates, key=rank):
-        if any(nested(c, k) for k in chosen):
+        if any(nested(c, k) for k in chosen_by_group[group(c)]):
             continue
         if chosen and not (c.text_score > 0 and c.total >= 2 and c.total >= 0.5 * chosen[0].total):
             continue
         c = refine(c)
-        if not any(nested(c, k) for k in chosen):
+        if not any(nested(c, k) for k in chosen_by_group[group(c)]):
             chosen.append(c)
+            chosen_by_group[group(c)].append(c)
 
     out, listed = [], set()
     for c in chosen:
         h, r = places[c.helper], places[c.recipient]
-        coarser = [k for k in candidates if k is not c and inside(c, k)]
-        evidence = c.evidence or _named(mentions, c.helper, c.recipient, lambda m: m.place)
+        evidence = c.evidence or _named(first_by_place, c.helper, c.recipient)
         out.append(_partner(h, r, c.total, evidence, c.pairing, listed))
         ph, pr = pairings.province(h), pairings.province(r)
-        if ph.code != pr.code and (ph.code, pr.code) != (h.code, r.code):
-            spans = [e for k in coarser for e in k.evidence]
-            spans += _named(mentions, ph.code, pr.code, lambda m: m.region.code)
+        if ph.code == pr.code or (ph.code, pr.code) == (h.code, r.code):
+            continue
+        coarser = [k for k in by_group[group(c)] if k is not c and inside(c, k)]
+        # the province pair, when the data pairs the provinces as wholes or the text pairs them (苏陕)
+        if pairings.wholes_paired(ph, pr) or any(
+                (k.helper, k.recipient) == (ph.code, pr.code) and k.text_score > 0 for k in coarser):
+            spans = [e for k in coarser for e in k.evidence] + _named(first_by_region, ph.code, pr.code)
             year = year_at(min((e["start"] for e in c.evidence), default=None))
             out.append(_partner(ph, pr, c.total, spans, pairings.match(ph, pr, year)[1], listed))
     return [p for p in out if p is not None]
 
 
+def _narrowed(c: _Candidate, pairing: Pairing, places: dict, pairings: Pairings) -> _Candidate:
+    """`c` narrowed to the areas of `pairing` that lie inside its places (adding them to `places`)."""
+    helper, recipient = (area if pairings.within(area, places[code]) else places[code]
+                         for area, code in ((pairing.helper, c.helper), (pairing.recipient, c.recipient)))
+    if (helper.code, recipient.code) == (c.helper, c.recipient):
+        return c
+    places.update({helper.code: helper, recipient.code: recipient})
+    return _Candidate(helper.code, recipient.code, c.text_score, c.total, 2, pairing, c.evidence, c.named)
+
+
 def _candidate(x: str, y: str, pair: _Pair, places: dict, pairings: Pairings, year: int | None,
                helper_votes: Counter, recipient_votes: Counter) -> _Candidate | None:
-    """The pair {x, y} oriented, or None when neither direction may be emitted or nothing supports it.
+    """The pair {x, y} oriented, or None when neither direction may be emitted.
 
-    A direction may be emitted when the data pairs the two areas or their provinces and the helper
-    is not a recipient-side place; else only towards a place that can be helped (not a helper-side
-    place), when the text says so in so many words, or when the helper is not a recipient-side
-    place and the sides or a cue support it.
+    A direction the text states in so many words may be emitted unless its recipient is a
+    helper-side place. Any other needs the data: a pairing joins the two areas or their provinces
+    (so two places of one province never qualify), the helper is not a recipient-side place, and a
+    helper in a province on both sides (重庆, 湖北 …) helps only the areas a pairing joins it with
+    (重庆→昌都; not 重庆→成都, 巫山县→巴东县 or 武汉→恩施).
     """
     options = []
     for h, r in ((x, y), (y, x)):
         strength, pairing = pairings.match(places[h], places[r], year)
         helper_side, recipient_side = pairings.side(places[h]), pairings.side(places[r])
-        sides_fit = "helper" in helper_side and "recipient" in recipient_side
-        said = pair.direction[(h, r)]
-        allowed = (strength > 0 and helper_side != {"recipient"}) or recipient_side != {"helper"} and (
-            pair.explicit[(h, r)] > 0 or helper_side != {"recipient"} and (sides_fit or said > 0))
+        if pair.explicit[(h, r)] > 0:
+            allowed = recipient_side != {"helper"}
+        else:
+            needed = 2 if pairings.on_both_sides(places[h]) else 1
+            allowed = strength >= needed and helper_side != {"recipient"}
         if allowed:
-            support = (said + helper_votes[h] + recipient_votes[r] - helper_votes[r] - recipient_votes[h]
-                       + strength + 0.5 * sides_fit)
+            sides_fit = "helper" in helper_side and "recipient" in recipient_side
+            support = (pair.direction[(h, r)] + helper_votes[h] + recipient_votes[r] - helper_votes[r]
+                       - recipient_votes[h] + strength + 0.5 * sides_fit)
             options.append((support, -len(options), h, r, strength, pairing))
     if not options:
         return None
     _, _, h, r, strength, pairing = max(options)
-    if pair.score == 0 and strength == 0:
-        return None
     return _Candidate(h, r, pair.score, pair.score + _DATA_BONUS[strength], strength, pairing, pair.evidence,
                       pair.named)
 
 
-def _named(mentions: list[_Mention], helper: str, recipient: str, key) -> list[dict]:
-    """The first span naming each side (`key(mention)` is its code): the evidence when no cue joins them."""
-    out = []
-    for side, target in (("helper", helper), ("recipient", recipient)):
-        m = next((m for m in sorted(mentions, key=lambda m: m.entity.start)
-                  if not m.abbreviation and key(m) == target), None)
-        if m is not None:
-            out.append({"cue": "named", "side": side, "text": m.entity.text, "start": m.entity.start,
-                        "end": m.entity.end})
-    return out
+def _named(first: dict, helper: str, recipient: str) -> list[dict]:
+    """The first span naming each side (`first`: code → its first mention): the evidence when no cue
+    joins them."""
+    return [{"cue": "named", "side": side, "text": m.entity.text, "start": m.entity.start, "end": m.entity.end}
+            for side, code in (("helper", helper), ("recipient", recipient)) if (m := first.get(code))]
 
 
 def _partner(helper: Region, recipient: Region, score: float, evidence: list, pairing: Pairing | None,
@@ -838,20 +1008,22 @@ def build_record(text: str, entities: list[Entity]) -> dict:
     def sentence_of(position: int) -> int:
         return max(0, bisect.bisect_right(starts, position) - 1)
 
-    context = [e.text for e in entities if e.label == "REGION"]
-    normalized = [normalize(e, text, context) if e.label == "REGION" else normalize(e, text) for e in entities]
+    normalized = _normalized(text, entities)
     by_sentence = defaultdict(list)
     for e, n in zip(entities, normalized):
         by_sentence[sentence_of(e.start)].append((e, n))
 
-    zones = _excluded_zones(text)
-    mentions = [
-        _Mention(e, gazetteer.by_code[n["code"]], sentence_of(e.start))
-        for e, n in zip(entities, normalized)
-        if e.label == "REGION" and n["value"] is not None and not _not_a_partner(text, e, zones)
-    ]
-    abbreviations = _abbreviations(text, entities, mentions, sentence_of, zones, pairings)
-    mentions += [m for _, ms, _ in abbreviations for m in ms]
+    simplified = to_simplified(text)
+    zones = _excluded_zones(text, simplified)
+    mentions = []
+    for e, n in zip(entities, normalized):
+        if e.label != "REGION" or n["value"] is None or zones.hold(e.start, e.end) or _in_dateline(text, e):
+            continue
+        region = gazetteer.by_code[n["code"]]
+        if region.level != "town":  # partners are counties and above; a town would stand for none
+            mentions.append(_Mention(e, region, sentence_of(e.start), host=_hosts_event(text, e)))
+    abbreviations = _abbreviations(text, simplified, entities, mentions, sentence_of, zones, pairings)
+    mentions = _without_third_places(mentions + [m for _, ms, _ in abbreviations for m in ms], pairings)
     published_at = find_published(text)
     published = published_at[:10] if published_at and published_at[:1] != "-" else None
     sentence_years = {}
@@ -865,7 +1037,7 @@ def build_record(text: str, entities: list[Entity]) -> dict:
             return sentence_years[sentence_of(position)]
         return int(published[:4]) if published else None
 
-    facts, not_facts = [], []
+    facts, not_facts, words = [], [], {}
     for e, n in zip(entities, normalized):
         if e.label not in FACT_LABELS:
             continue
@@ -874,8 +1046,10 @@ def build_record(text: str, entities: list[Entity]) -> dict:
             not_facts.append({"label": e.label, "start": e.start, "end": e.end, "text": e.text,
                               "reason": f"inside the name {name}"})
             continue
-        sentence = sentences[sentence_of(e.start)]
-        facts.append(_fact(e, n, text, sentence, by_sentence[sentence_of(e.start)], facts))
+        index = sentence_of(e.start)
+        if index not in words:
+            words[index] = sentence_words(text, sentences[index])
+        facts.append(_fact(e, n, text, sentences[index], words[index], by_sentence[index], facts))
     return {
         "partners": find_partners(text, mentions, gazetteer, pairings, abbreviations, year_at),
         "facts": facts,
@@ -883,6 +1057,22 @@ def build_record(text: str, entities: list[Entity]) -> dict:
         "published": published,
         "published_at": published_at,
     }
+
+
+def _normalized(text: str, entities: list[Entity]) -> list[dict]:
+    """Each entity normalised, a place against the report's other places. A surface is resolved once:
+    its result does not depend on where it stands, and resolving is linear in the report's places."""
+    context = [e.text for e in entities if e.label == "REGION"]
+    places = {}
+    out = []
+    for e in entities:
+        if e.label != "REGION":
+            out.append(normalize(e, text))
+            continue
+        if e.text not in places:
+            places[e.text] = normalize(e, text, context)
+        out.append({**places[e.text], "start": e.start, "end": e.end})
+    return out
 
 
 def _enclosing_name(text: str, e: Entity) -> str | None:
@@ -905,18 +1095,22 @@ def _enclosing_name(text: str, e: Entity) -> str | None:
     return None
 
 
-def _fact(entity: Entity, norm: dict, text: str, sentence: tuple[int, int], neighbours: list,
+def _fact(entity: Entity, norm: dict, text: str, sentence: tuple[int, int], words: tuple, neighbours: list,
           earlier: list[dict]) -> dict:
-    figures = [e for e, _ in neighbours if e.label in FACT_LABELS and e.end <= entity.start]
-    item_start, _ = _item(text, sentence, entity.start, entity.end)
-    floor = max((e.end for e in figures if e.end > item_start), default=0)
-    kind = money_kind(text, sentence, entity.start, entity.end) if entity.label == "MONEY" else {}
+    """One fact; `words` are its sentence's triggers and kind words, `earlier` the facts before it."""
+    triggers, kinds = words
+    item = _item(text, sentence, entity.start, entity.end)
+    floor = max((e.end for e, _ in neighbours if e.label in FACT_LABELS and item[0] < e.end <= entity.start),
+                default=0)
+    kind = money_kind(text, item, kinds, entity.start, entity.end) if entity.label == "MONEY" else {}
     # a price, income or output value is not described by the assistance words of its sentence
-    category = categorise(text, sentence, entity.start, entity.end, floor,
+    category = categorise(text, item, triggers, entity.start, entity.end, floor,
                           whole_sentence=kind.get("kind", "transfer") == "transfer")
     part_of = None
-    if _PART_OF.match(to_simplified(text[item_start:entity.start])):
-        whole = next((f for f in reversed(earlier) if f["label"] == entity.label and sentence[0] <= f["start"]), None)
+    if (_PART_OF.match(to_simplified(text[item[0]:entity.start]))
+            or _PART_OF_ALONE.search(to_simplified(text[max(sentence[0], item[0] - 4):item[0]]))):
+        in_sentence = takewhile(lambda f: f["start"] >= sentence[0], reversed(earlier))
+        whole = next((f for f in in_sentence if f["label"] == entity.label), None)
         if whole is not None:
             category = {"category": whole["category"], "trigger": whole["trigger"]}
             part_of = {"text": whole["text"], "start": whole["start"], "end": whole["end"]}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.records import build_record, categorise, find_published, split_sentences
+from inference import records
+from inference.records import build_record, categorise, find_published, sentence_words, split_sentences
 from inference.schema import Entity
 
 GOLD = Path(__file__).resolve().parents[1] / "annotations" / "gold.json"
@@ -212,9 +213,9 @@ def test_find_published(text, expected):
 
 def test_category_nearest_trigger_wins():
     text = "累计投入财政帮扶资金3.3亿元,社会帮扶资金3211万元"
-    sentence = (0, len(text))
-    assert categorise(text, sentence, 10, 15)["category"] == "财政帮扶资金"
-    assert categorise(text, sentence, 22, 29)["category"] == "社会帮扶资金"  # 帮扶资金 inside it is dropped
+    triggers, _ = sentence_words(text, (0, len(text)))
+    assert categorise(text, (0, 15), triggers, 10, 15)["category"] == "财政帮扶资金"
+    assert categorise(text, (16, 29), triggers, 22, 29)["category"] == "社会帮扶资金"  # 帮扶资金 inside it is dropped
 
 
 # The gold export's pairs, read from the seed articles (004 names only 甘肃's "两县一区"): the
@@ -317,6 +318,47 @@ def test_part_takes_the_category_of_its_whole():
     whole, part = build_record(text, ents)["facts"]
     assert whole["category"] == part["category"] == "劳务输转"
     assert part["part_of"] == {"text": "2637人", "start": whole["start"], "end": whole["end"]}
+
+
+@pytest.mark.parametrize("text, whole, part", [
+    ("截至目前，会宁县实现转移就业2637人，其中，脱贫人口2286人。", ("2637人", "PEOPLE_COUNT"), ("2286人", "PEOPLE_COUNT")),
+    ("全年投入帮扶资金1288万元，其中：2020年投入735万元。", ("1288万元", "MONEY"), ("735万元", "MONEY")),
+])
+def test_part_after_其中_and_a_break(text, whole, part):
+    first, second = build_record(text, entities(text, whole, part))["facts"]
+    assert second["part_of"] == {"text": first["text"], "start": first["start"], "end": first["end"]}
+    assert second["category"] == first["category"]
+
+
+def test_amount_per_person_household_and_mu():
+    text = "脱贫户人均增收2000元，户均分红500元，亩均产值3000元，每亩补贴400元。"
+    ents = entities(text, ("2000元", "MONEY"), ("500元", "MONEY"), ("3000元", "MONEY"), ("400元", "MONEY"))
+    assert [(f["per"], f["kind"]) for f in build_record(text, ents)["facts"]] == [
+        ("人", "income"), ("户", "income"), ("亩", "output value"), ("亩", "transfer")]
+
+
+def test_longer_kind_word_hides_the_one_inside_it():
+    # 营业收入 is an output value; the 收入 inside it (an income) is no second candidate
+    text = "扶贫车间实现营业收入3000万元。"
+    fact = build_record(text, entities(text, ("3000万元", "MONEY")))["facts"][0]
+    assert fact["kind"] == "output value"
+
+
+def test_long_document_work_grows_linearly(monkeypatch):
+    """A report repeated on one line (no newlines): the characters converted to simplified grow
+    with the text, not with its square. Counted, not timed, so that the test cannot be flaky."""
+    unit = "天津市和平区帮扶会宁县发展产业，投入资金300万元，带动200人就业。"
+    spans = (("天津市和平区", "REGION"), ("会宁县", "REGION"), ("300万元", "MONEY"), ("200人", "PEOPLE_COUNT"))
+    real, converted = records.to_simplified, []
+    monkeypatch.setattr(records, "to_simplified", lambda s: converted.append(len(s)) or real(s))
+
+    def work(n: int) -> int:
+        text = unit * n
+        converted.clear()
+        build_record(text, entities(text, *spans * n))
+        return sum(converted)
+
+    assert work(400) <= 2.2 * work(200)
 
 
 def test_date_phrases_open_and_close_intervals():
