@@ -79,6 +79,9 @@ def prepare(config: Config) -> Prepared:
     train_docs, eval_docs = split_by_document(docs, config.data.eval_documents)
     if not train_docs:
         raise TrainingError("the training set is empty: every document is held out for evaluation")
+    missing = [p for p in config.written.exports if not resolve_path(p).is_file()]
+    if missing:
+        raise TrainingError(f"written.exports not found: {', '.join(missing)}")
     teacher = config.distill.teacher
     if teacher and not (resolve_path(teacher) / "config.json").is_file():
         raise TrainingError(f"distill.teacher {teacher}: not a model folder (no config.json)")
