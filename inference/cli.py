@@ -15,6 +15,25 @@ class UserError(Exception):
     """An error in what the user asked for; reported as one line, exit status 2."""
 
 
+def check_device(device: str | None) -> None:
+    """One line, instead of torch's traceback when the model moves there, for a device that is
+    not a device name or that this machine does not have."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        wanted = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device name (cpu, cuda, cuda:1 …)") from None
+    if wanted.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise UserError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, {build})")
+        if wanted.index is not None and wanted.index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def cmd_labels(args) -> int:
     from .schema import LABELS
 
@@ -44,7 +63,8 @@ def cmd_validate(args) -> int:
 def _open_tagger(args):
     from .tagger import Tagger
 
-    return Tagger.load(args.model, device=args.device, backend=getattr(args, "backend", "torch"))
+    check_device(args.device)
+    return Tagger.load(args.model, device=args.device, backend=args.backend)
 
 
 def cmd_tag(args) -> int:
@@ -66,16 +86,24 @@ def cmd_tag(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .html import render
-    from .readers import SourceDoc, iter_documents
+    from itertools import islice
 
-    docs = list(iter_documents([args.file]))
-    if len(docs) != 1 or not isinstance(docs[0], SourceDoc):
-        reason = docs[0].reason if docs else "no document"
-        raise UserError(f"{args.file}: {reason if len(docs) <= 1 else 'holds several documents; show takes one'}")
+    from .html import render
+    from .readers import BadDoc, iter_documents
+
+    docs = list(islice(iter_documents([args.file]), 2))  # a second document is enough to refuse
+    if len(docs) > 1:
+        raise UserError(f"{args.file} holds several documents and show takes one; eastwest tag tags them all")
+    if not docs:
+        raise UserError(f"{args.file}: no document")
+    if isinstance(docs[0], BadDoc):
+        raise UserError(f"{args.file}: {docs[0].reason}")
     document = _open_tagger(args).tag(docs[0].text)
     out = Path(args.output or Path(args.file).name + ".html")
-    out.write_text(render(document, docs[0].id), encoding="utf-8")
+    try:
+        out.write_text(render(document, docs[0].id), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
     print(f"{len(document.entities)} entities; page written to {out}")
     return 0
 
@@ -125,6 +153,8 @@ def cmd_export_onnx(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
+    from .readers import ERRORS, MAX_BYTES
+
     parser = argparse.ArgumentParser(prog="eastwest", description=__doc__.splitlines()[0])
     try:
         parser.add_argument("--version", action="version", version=f"eastwest-ner {version('eastwest-ner')}")
@@ -155,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per actor (with --device cuda)")
     p.add_argument("--no-retry-failed", action="store_true",
                    help="on a rerun, leave the documents that failed before (default: try them again)")
+    p.add_argument("--force", action="store_true",
+                   help="add to an output that holds documents tagged by another model or backend")
+    p.add_argument("--errors", choices=ERRORS, default="strict",
+                   help="strict (default): a document with undecodable bytes fails; replace: up to 1%% of its "
+                        "characters become U+FFFD, counted in the record's `replaced`")
+    p.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N",
+                   help=f"documents (and JSONL lines) larger than N bytes fail (default {MAX_BYTES}: 5 MiB; 0: no limit)")
+    p.add_argument("--lines", action="store_true", help="standard input holds one document per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _model_args(p)
     p.set_defaults(func=cmd_tag)
@@ -196,10 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     from training.train import TrainingError
 
     from .tagger import ModelFolderError
+    from .writers import OutputError
 
     try:
         return args.func(args)
-    except (UserError, AnnotationError, ConfigError, TrainingError, ModelFolderError) as exc:
+    except (UserError, AnnotationError, ConfigError, TrainingError, ModelFolderError, OutputError) as exc:
         print(f"eastwest: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .readers import MAX_BYTES, BadDoc, list_files, read_file
+from .readers import BadDoc, list_files, read_file
 from .writers import SCHEMA, fact_rows, json_default
 
 DOCS_PER_BATCH = 32
@@ -41,21 +41,22 @@ class RayEngineError(Exception):
     pass
 
 
-def _read(row: dict, text_field: str, max_bytes: int) -> list[dict]:
-    """Ray flat_map: one listed file → its documents (id, source, text, error)."""
+def _read(row: dict, text_field: str, max_bytes: int, errors: str) -> list[dict]:
+    """Ray flat_map: one listed file → its documents (id, source, text, replaced, error)."""
     out = []
-    for doc in read_file(row["path"], row["id"], text_field=text_field, max_bytes=max_bytes):
+    for doc in read_file(row["path"], row["id"], text_field=text_field, max_bytes=max_bytes, errors=errors):
         if isinstance(doc, BadDoc):
-            out.append({"id": doc.id, "source": doc.source, "text": None, "error": doc.reason})
+            out.append({"id": doc.id, "source": doc.source, "text": None, "replaced": 0, "error": doc.reason})
         else:
-            out.append({"id": doc.id, "source": doc.source, "text": doc.text, "error": None})
+            out.append({"id": doc.id, "source": doc.source, "text": doc.text, "replaced": doc.replaced, "error": None})
     return out
 
 
 class TaggerActor:
     """One Tagger per actor, loaded once; `__call__` tags a batch of documents."""
 
-    def __init__(self, model: str | None, device: str | None, backend: str, threads: int, fmt: str, batch_size: int):
+    def __init__(self, model: str | None, device: str | None, backend: str, threads: int, fmt: str, batch_size: int,
+                 identity: dict):
         import torch
 
         from .tagger import Tagger
@@ -64,6 +65,7 @@ class TaggerActor:
         self.tagger = Tagger.load(model, device=device, backend=backend)
         self.fmt = fmt
         self.batch_size = batch_size
+        self.identity = identity  # batch.model_identity, computed once by the driver
 
     def __call__(self, batch: dict) -> dict:
         from .batch import tag_chunk
@@ -72,9 +74,10 @@ class TaggerActor:
         rows: list[dict] = []
         # a column of nulls arrives as float NaN in a numpy batch: an error is a string or nothing
         errors = [e if isinstance(e, str) else None for e in batch["error"]]
-        good = [SourceDoc(str(i), str(s), str(t), "") for i, s, t, e in zip(batch["id"], batch["source"], batch["text"], errors)
-                if e is None]
-        results = {source.id: (tagged, reason) for source, tagged, reason in tag_chunk(self.tagger, good, self.batch_size)}
+        good = [SourceDoc(str(i), str(s), str(t), "", int(r))
+                for i, s, t, r, e in zip(batch["id"], batch["source"], batch["text"], batch["replaced"], errors) if e is None]
+        results = {source.id: (tagged, reason) for group in tag_chunk(self.tagger, good, self.batch_size, self.identity)
+                   for source, tagged, reason in group}
         for doc_id, source, error in zip(batch["id"], batch["source"], errors):
             tagged, reason = results.get(str(doc_id), (None, error))
             rows += self._rows(str(doc_id), str(source), tagged, reason)
@@ -108,6 +111,8 @@ def _jsonl_sink(path: str):
 
 def tag_with_ray(args) -> dict:
     """Run the job; returns counts {"documents", "errors"} read back from the output."""
+    from .batch import model_identity
+
     try:
         import ray
     except ImportError as exc:
@@ -143,12 +148,13 @@ def tag_with_ray(args) -> dict:
         # waited for a free CPU would wait forever (seen: 2 actors on 2 cores, no read ever ran).
         # A zero-CPU task is never held back by Ray, so the pool size bounds it instead (without
         # it Ray started over 100 reader processes on 2 cores).
-        _read, fn_kwargs={"text_field": args.text_field, "max_bytes": MAX_BYTES}, num_cpus=0,
+        _read, fn_kwargs={"text_field": args.text_field, "max_bytes": args.max_bytes, "errors": args.errors}, num_cpus=0,
         compute=ray.data.TaskPoolStrategy(size=max(1, args.workers)))
     tagged = docs.map_batches(
         TaggerActor,
         fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": args.backend, "threads": threads,
-                               "fmt": fmt, "batch_size": args.batch_size},
+                               "fmt": fmt, "batch_size": args.batch_size,
+                               "identity": model_identity(args.model, args.backend)},
         batch_size=DOCS_PER_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_cpus=threads, num_gpus=args.gpus_per_worker or None,
     )

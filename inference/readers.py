@@ -1,11 +1,11 @@
 """Reading input documents for tagging, from whatever the user points at.
 
 `iter_documents(inputs)` walks files, directories (recursively, in sorted order), glob patterns,
-`-` (standard input, one document), `.zip` / `.tar.gz` / `.tgz` archives, `.jsonl` files (one
-document per line), `.parquet` files (one document per row), `.html` / `.htm` pages and plain
-text (`.txt` or no extension). `list_files` + `read_file` are the same in two steps, for engines
-that list on one machine and read on many (ray_engine.py). It is a
-generator: one document is in memory at a time, so a corpus of any size streams through.
+`-` (standard input: one document, or one per line with `lines=True`), `.zip` / `.tar.gz` / `.tgz`
+archives, `.jsonl` files (one document per line), `.parquet` files (one document per row),
+`.html` / `.htm` pages and plain text (`.txt` or no extension). `list_files` + `read_file` are the
+same in two steps, for engines that list on one machine and read on many (ray_engine.py). It is
+a generator: one document is in memory at a time, so a corpus of any size streams through.
 
 A document's `source` is the path of the file it was read from (the archive, for a member;
 `-` for standard input). Every input yields either a `SourceDoc` or a `BadDoc` saying why it was
@@ -13,18 +13,23 @@ not read; nothing is dropped silently except hidden files (names starting with '
 symbolic links to directories and non-file archive entries (directories, links).
 
 Ids are stable across runs and unique within one call, because resuming a run keys on them:
-  - a file found under a directory input: its path relative to that directory (`2023/a.txt`);
-  - a file named directly or matched by a glob: the path as given (`data/a.txt`);
+  - a file: its path relative to the root of the inputs, the deepest folder holding all of them
+    (a folder input counts as itself, a file or glob as the folder it is in). So `data/` and
+    `data/a.txt` both give `a.txt`, whichever way they are spelled, and two folders `x/` and `y/`
+    that both hold `report.txt` give `x/report.txt` and `y/report.txt`. A file named twice (as
+    itself and inside its folder) is read once;
   - an archive member: `<archive id>!<member path>`;
   - a JSONL line: its `id` field when present, else `<file id>:<line number>` (1-based);
   - a Parquet row: its `id` column when present, else `<file id>:<row number>` (1-based);
-  - standard input: `<stdin>`.
-The n-th document with an id already produced becomes a BadDoc with id `<id>#<n>`, so that
-every id yielded, good or bad, is unique (the ids seen so far are kept for this, a few dozen bytes
-each; the documents are not).
+  - standard input: `<stdin>`; with `lines=True`, `<stdin>:<line number>`.
+Only ids the data chooses (JSONL `id` fields, Parquet `id` columns) can repeat: the n-th document
+with an id already produced becomes a BadDoc with id `<id>#<n>`, so that every id yielded, good
+or bad, is unique (the ids seen so far are kept for this, a few dozen bytes each; the documents
+are not).
 
-Size limit: a document whose raw bytes exceed `max_bytes` (default 5 MiB; for JSONL, one line)
-is a BadDoc. The limit is checked before decoding, so an oversized file is never held in memory.
+Size limit: a document whose raw bytes exceed `max_bytes` (default 5 MiB; for JSONL and stdin
+lines, one line; 0: no limit) is a BadDoc. The limit is checked before decoding, so an oversized
+file is never held in memory.
 
 Encodings, in this order:
   1. a byte-order mark decides (UTF-8, UTF-16);
@@ -33,7 +38,10 @@ Encodings, in this order:
   4. each legacy CJK encoding (GB18030, Big5, CP950, Big5-HKSCS) that decodes the bytes strictly
      is scored by how much of its non-ASCII text is common Chinese characters and punctuation
      (GB2312 hanzi, Big5 frequent hanzi); the best score wins, ties go to the earlier encoding;
-  5. if even the best scores below 0.8 the bytes are rejected as undecodable.
+  5. if even the best scores below 0.8 the bytes are rejected as undecodable, unless
+     `errors="replace"`: then UTF-8 and the legacy encodings are tried again with undecodable
+     bytes replaced by U+FFFD, at most 1% of the characters (at least one: a last character cut
+     in half), and scored without the replacements. The document's `replaced` says how many.
 charset-normalizer is deliberately not used: on short Chinese snippets (2-8 characters), restricted
 to these same candidates, it picked the wrong one for 176 of 939 samples, against 8 of 1565 (all
 2-4 character Big5 snippets, which are genuinely ambiguous) for the scoring above.
@@ -48,7 +56,6 @@ import gzip
 import json
 import os
 import re
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -69,6 +76,7 @@ class SourceDoc:
     source: str
     text: str
     encoding: str
+    replaced: int = 0  # undecodable byte sequences replaced by U+FFFD (errors="replace" only)
 
 
 @dataclass(frozen=True)
@@ -81,56 +89,113 @@ class BadDoc:
 Doc = SourceDoc | BadDoc
 
 
-def iter_documents(inputs: list[str], text_field: str = "text", max_bytes: int = MAX_BYTES) -> Iterator[Doc]:
-    """Every document of every input, in input order; see the module docstring for the rules."""
+def iter_documents(inputs: list[str], text_field: str = "text", max_bytes: int = MAX_BYTES, errors: str = "strict",
+                   lines: bool = False) -> Iterator[Doc]:
+    """Every document of every input, in input order; see the module docstring for the rules.
+    `errors`: "strict" or "replace" (lenient decoding); `lines`: standard input holds one
+    document per line."""
     first_source: dict[str, str] = {}
     repeats: dict[str, int] = {}
+    root = _common_root(inputs)
+    seen: set[str] = set()
     for given in inputs:
-        for doc in _iter_input(given, text_field, max_bytes):
-            if isinstance(doc, SourceDoc):
-                if doc.id in first_source:
-                    repeats[doc.id] = repeats.get(doc.id, 1) + 1
-                    doc = BadDoc(f"{doc.id}#{repeats[doc.id]}", doc.source,
-                                 f"duplicate id {doc.id!r}, first read from {first_source[doc.id]}")
-                else:
-                    first_source[doc.id] = doc.source
+        for doc in _iter_input(given, root, seen, text_field, max_bytes, errors, lines):
+            if doc.id in first_source:
+                repeats[doc.id] = repeats.get(doc.id, 1) + 1
+                doc = BadDoc(f"{doc.id}#{repeats[doc.id]}", doc.source,
+                             f"duplicate id {doc.id!r}, first read from {first_source[doc.id]}"
+                             + (f"; {doc.reason}" if isinstance(doc, BadDoc) else ""))
+            else:
+                first_source[doc.id] = doc.source
             yield doc
 
 
 # --- inputs: stdin, files, directories, globs ---------------------------------------------------
 
-def _iter_input(given: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
+def _iter_input(given: str, root: str, seen: set[str], text_field: str, max_bytes: int, errors: str,
+                lines: bool) -> Iterator[Doc]:
     if given == "-":
-        yield _text_doc(STDIN_ID, given, sys.stdin.buffer.read(max_bytes + 1), "text", max_bytes)
+        yield from _iter_stdin(max_bytes, errors, lines)
         return
-    for found in list_files([given]):
+    for found in _list_input(given, root, seen):
         if isinstance(found, BadDoc):
             yield found
         else:
-            yield from read_file(*found, text_field=text_field, max_bytes=max_bytes)
+            yield from read_file(*found, text_field=text_field, max_bytes=max_bytes, errors=errors)
+
+
+def _iter_stdin(max_bytes: int, errors: str, lines: bool) -> Iterator[Doc]:
+    # A reader of our own, not sys.stdin: the tagger reads in a daemon thread, and a daemon thread
+    # blocked inside sys.stdin's lock when Ctrl-C ends the program makes the interpreter abort at
+    # exit ("Fatal Python error: _enter_buffered_busy").
+    with open(0, "rb", closefd=False) as stdin:
+        if not lines:
+            yield _text_doc(STDIN_ID, "-", stdin.read(_read_limit(max_bytes)), "text", max_bytes, errors)
+            return
+        for lineno, line in _numbered_lines(stdin, max_bytes):
+            doc_id = f"{STDIN_ID}:{lineno}"
+            if line is None:
+                yield BadDoc(doc_id, "-", f"line {lineno}: larger than the {max_bytes}-byte limit")
+            elif line.strip():
+                yield _text_doc(doc_id, "-", line.rstrip(b"\r\n"), "text", max_bytes, errors)
 
 
 def list_files(inputs: list[str]) -> Iterator[tuple[str, str] | BadDoc]:
     """(path, document id) of every file the inputs name, or a BadDoc for an input that names
     nothing readable. Reading is separate (`read_file`), so that a distributed run can list on
     one machine and read on many."""
+    root = _common_root(inputs)
+    seen: set[str] = set()
     for given in inputs:
+        yield from _list_input(given, root, seen)
+
+
+def _common_root(inputs: list[str]) -> str:
+    """The deepest folder holding every input: file ids are paths relative to it."""
+    folders = []
+    for given in (given for given in inputs if given != "-"):
+        magic = _GLOB_MAGIC.search(given)
         if os.path.isdir(given):
-            for found in _walk(given):
-                if isinstance(found, OSError):
-                    yield BadDoc(_posix(os.path.relpath(found.filename, given)), found.filename,
-                                 f"cannot list directory: {found.strerror}")
-                else:
-                    yield found, _posix(os.path.relpath(found, given))
-        elif os.path.exists(given):
-            yield given, _posix(given)
-        elif _GLOB_MAGIC.search(given):
-            matches = sorted(glob.glob(given, recursive=True))
-            if not matches:
-                yield BadDoc(given, given, "glob pattern matches nothing")
-            yield from list_files(matches)
+            folders.append(os.path.abspath(given))
+        elif magic and not os.path.exists(given):  # the folder part before the first wildcard
+            folders.append(os.path.abspath(os.path.dirname(given[:magic.start()])))
         else:
-            yield BadDoc(given, given, "no such file or directory")
+            folders.append(os.path.dirname(os.path.abspath(given)))
+    return os.path.commonpath(folders) if folders else os.getcwd()
+
+
+def _list_input(given: str, root: str, seen: set[str]) -> Iterator[tuple[str, str] | BadDoc]:
+    """list_files for one input; `seen` (absolute paths) keeps a file named twice from being read twice."""
+    if os.path.isdir(given):
+        for found in _walk(given):
+            if isinstance(found, OSError):
+                yield BadDoc(_doc_id(found.filename, root), found.filename, f"cannot list directory: {found.strerror}")
+            elif _first_time(found, seen):
+                yield found, _doc_id(found, root)
+    elif not _first_time(given, seen):
+        return
+    elif os.path.exists(given):
+        yield given, _doc_id(given, root)
+    elif _GLOB_MAGIC.search(given):
+        matches = sorted(glob.glob(given, recursive=True))
+        if not matches:
+            yield BadDoc(_doc_id(given, root), given, "glob pattern matches nothing")
+        for match in matches:
+            yield from _list_input(match, root, seen)
+    else:
+        yield BadDoc(_doc_id(given, root), given, "no such file or directory")
+
+
+def _first_time(path: str, seen: set[str]) -> bool:
+    key = os.path.abspath(path)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _doc_id(path: str, root: str) -> str:
+    return _posix(os.path.relpath(os.path.abspath(path), root))
 
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
@@ -166,27 +231,28 @@ def file_kind(name: str) -> str | None:
     return {".zip": "zip", ".jsonl": "jsonl", ".parquet": "parquet", ".html": "html", ".htm": "html", ".txt": "text", "": "text"}.get(suffix)
 
 
-def read_file(path: str, doc_id: str, text_field: str = "text", max_bytes: int = MAX_BYTES) -> Iterator[Doc]:
+def read_file(path: str, doc_id: str, text_field: str = "text", max_bytes: int = MAX_BYTES,
+              errors: str = "strict") -> Iterator[Doc]:
     """The documents of one file (several for archives, JSONL and Parquet), good or bad."""
     source = path
     kind = file_kind(path)
     try:
         if kind == "zip":
-            yield from _iter_zip(path, doc_id, source, text_field, max_bytes)
+            yield from _iter_zip(path, doc_id, source, text_field, max_bytes, errors)
         elif kind == "tar":
-            yield from _iter_tar(path, doc_id, source, text_field, max_bytes)
+            yield from _iter_tar(path, doc_id, source, text_field, max_bytes, errors)
         elif kind == "jsonl":
             with open(path, "rb") as f:
-                yield from _iter_jsonl(f, doc_id, source, text_field, max_bytes)
+                yield from _iter_jsonl(f, doc_id, source, text_field, max_bytes, errors)
         elif kind == "parquet":
             yield from _iter_parquet(path, doc_id, text_field, max_bytes)
         elif kind is None:
             yield BadDoc(doc_id, source, f"unsupported file type {os.path.splitext(path)[1]!r}")
-        elif os.path.getsize(path) > max_bytes:
+        elif _too_large(os.path.getsize(path), max_bytes):
             yield BadDoc(doc_id, source, f"larger than the {max_bytes}-byte limit")
         else:
             with open(path, "rb") as f:
-                yield _text_doc(doc_id, source, f.read(max_bytes + 1), kind, max_bytes)
+                yield _text_doc(doc_id, source, f.read(_read_limit(max_bytes)), kind, max_bytes, errors)
     except OSError as e:
         yield BadDoc(doc_id, source, f"cannot read: {e}")
 
@@ -204,19 +270,20 @@ def _skipped_member(name: str) -> bool:
 
 
 def _iter_member(stream: BinaryIO, name: str, doc_id: str, source: str, text_field: str,
-                 max_bytes: int) -> Iterator[Doc]:
+                 max_bytes: int, errors: str) -> Iterator[Doc]:
     kind = file_kind(name)
     if kind == "jsonl":
-        yield from _iter_jsonl(stream, doc_id, source, text_field, max_bytes)
+        yield from _iter_jsonl(stream, doc_id, source, text_field, max_bytes, errors)
     elif kind in ("zip", "tar", "parquet"):
         yield BadDoc(doc_id, source, f"{kind} files inside archives are not read")
     elif kind is None:
         yield BadDoc(doc_id, source, f"unsupported file type {os.path.splitext(name)[1]!r}")
     else:
-        yield _text_doc(doc_id, source, stream.read(max_bytes + 1), kind, max_bytes)
+        yield _text_doc(doc_id, source, stream.read(_read_limit(max_bytes)), kind, max_bytes, errors)
 
 
-def _iter_zip(path: str, archive_id: str, source: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
+def _iter_zip(path: str, archive_id: str, source: str, text_field: str, max_bytes: int,
+              errors: str) -> Iterator[Doc]:
     """Members in archive order; a member that fails to read (bad CRC, broken deflate data,
     encryption) is a BadDoc and the next member is still read."""
     try:
@@ -231,12 +298,14 @@ def _iter_zip(path: str, archive_id: str, source: str, text_field: str, max_byte
             member_id = f"{archive_id}!{info.filename}"
             try:
                 with archive.open(info) as stream:
-                    yield from _iter_member(stream, info.filename, member_id, source, text_field, max_bytes)
+                    yield from _iter_member(stream, info.filename, member_id, source, text_field, max_bytes,
+                                            errors)
             except _ARCHIVE_ERRORS as e:
                 yield BadDoc(member_id, source, f"corrupt archive member: {e}")
 
 
-def _iter_tar(path: str, archive_id: str, source: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
+def _iter_tar(path: str, archive_id: str, source: str, text_field: str, max_bytes: int,
+              errors: str) -> Iterator[Doc]:
     """Members streamed in archive order. Compressed tar data cannot be resynchronised, so the
     first damaged byte ends the archive: one BadDoc names the member (or the archive) where
     reading stopped. The gzip checksum is verified at the end; a mismatch found only there means
@@ -250,7 +319,7 @@ def _iter_tar(path: str, archive_id: str, source: str, text_field: str, max_byte
                         continue
                     member_id = f"{archive_id}!{member.name}"
                     stream = archive.extractfile(member)
-                    yield from _iter_member(stream, member.name, member_id, source, text_field, max_bytes)
+                    yield from _iter_member(stream, member.name, member_id, source, text_field, max_bytes, errors)
                     member_id = archive_id
             while gz.read(1 << 20):
                 pass
@@ -260,29 +329,44 @@ def _iter_tar(path: str, archive_id: str, source: str, text_field: str, max_byte
 
 # --- JSONL -----------------------------------------------------------------------------------------
 
-def _iter_jsonl(stream: BinaryIO, file_id: str, source: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
-    """One document per non-blank line: a JSON object whose `text_field` is a non-empty string.
-    JSON is UTF-8 by definition (a BOM on the first line is allowed). A bad line is a BadDoc
-    naming its line number; the following lines are still read."""
+def _numbered_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) for each line of a byte stream; None for a line over `max_bytes`,
+    which is skipped without being held in memory."""
     lineno = 0
-    while True:
-        line = stream.readline(max_bytes + 1)
-        if not line:
-            return
+    while line := stream.readline(_read_limit(max_bytes)):
         lineno += 1
-        line_id = f"{file_id}:{lineno}"
-        if len(line) > max_bytes and not line.endswith(b"\n"):
+        if _too_large(len(line), max_bytes) and not line.endswith(b"\n"):
             while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
                 pass
+            yield lineno, None
+        else:
+            yield lineno, line
+
+
+def _iter_jsonl(stream: BinaryIO, file_id: str, source: str, text_field: str, max_bytes: int,
+                errors: str) -> Iterator[Doc]:
+    """One document per non-blank line: a JSON object whose `text_field` is a non-empty string.
+    JSON is UTF-8 by definition (a BOM on the first line is allowed; errors="replace" replaces
+    undecodable bytes as for text files). A bad line is a BadDoc naming its line number; the
+    following lines are still read."""
+    for lineno, line in _numbered_lines(stream, max_bytes):
+        line_id = f"{file_id}:{lineno}"
+        if line is None:
             yield BadDoc(line_id, source, f"line {lineno}: larger than the {max_bytes}-byte limit")
             continue
         if not line.strip():
             continue
+        encoding = "utf-8-sig" if lineno == 1 else "utf-8"
         try:
-            obj = json.loads(line.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+            decoded, replaced = line.decode(encoding), 0
         except UnicodeDecodeError as e:
-            yield BadDoc(line_id, source, f"line {lineno}: not UTF-8: {e}")
-            continue
+            lenient = _replacing(line, encoding) if errors == "replace" else None
+            if lenient is None:
+                yield BadDoc(line_id, source, f"line {lineno}: not UTF-8: {e}")
+                continue
+            decoded, replaced = lenient
+        try:
+            obj = json.loads(decoded)
         except json.JSONDecodeError as e:
             yield BadDoc(line_id, source, f"line {lineno}: invalid JSON: {e}")
             continue
@@ -297,7 +381,7 @@ def _iter_jsonl(stream: BinaryIO, file_id: str, source: str, text_field: str, ma
         elif not text.strip():
             yield BadDoc(line_id, source, f"line {lineno}: empty text")
         else:
-            yield SourceDoc(line_id, source, text, "utf-8")
+            yield SourceDoc(line_id, source, text, "utf-8", replaced)
 
 
 def _iter_parquet(path: str, file_id: str, text_field: str, max_bytes: int) -> Iterator[Doc]:
@@ -325,7 +409,7 @@ def _iter_parquet(path: str, file_id: str, text_field: str, max_bytes: int) -> I
                 yield BadDoc(doc_id, path, f"row {row}: {text_field!r} is not a string")
             elif not text.strip():
                 yield BadDoc(doc_id, path, f"row {row}: empty text")
-            elif len(text.encode("utf-8")) > max_bytes:
+            elif _too_large(len(text.encode("utf-8")), max_bytes):
                 yield BadDoc(doc_id, path, f"row {row}: larger than the {max_bytes}-byte limit")
             else:
                 yield SourceDoc(doc_id, path, text, "utf-8")
@@ -333,19 +417,28 @@ def _iter_parquet(path: str, file_id: str, text_field: str, max_bytes: int) -> I
 
 # --- one document's bytes -> text --------------------------------------------------------------
 
-def _text_doc(doc_id: str, source: str, raw: bytes, kind: str, max_bytes: int) -> Doc:
+def _read_limit(max_bytes: int) -> int:
+    """How many bytes to read to see whether a document is over `max_bytes` (0: no limit: all)."""
+    return max_bytes + 1 if max_bytes else -1
+
+
+def _too_large(size: int, max_bytes: int) -> bool:
+    return bool(max_bytes) and size > max_bytes
+
+
+def _text_doc(doc_id: str, source: str, raw: bytes, kind: str, max_bytes: int, errors: str) -> Doc:
     """A plain-text or HTML document from its raw bytes (at most max_bytes + 1 of them)."""
-    if len(raw) > max_bytes:
+    if _too_large(len(raw), max_bytes):
         return BadDoc(doc_id, source, f"larger than the {max_bytes}-byte limit")
     try:
-        text, encoding = decode_bytes(raw)
+        text, encoding, replaced = decode_bytes(raw, errors)
     except UndecodableError as e:
         return BadDoc(doc_id, source, str(e))
     if kind == "html":
         text = html_to_text(text)
     if not text.strip():
         return BadDoc(doc_id, source, "empty document" if kind == "text" else "no text in HTML page")
-    return SourceDoc(doc_id, source, text, encoding)
+    return SourceDoc(doc_id, source, text, encoding, replaced)
 
 
 class UndecodableError(ValueError):
@@ -353,41 +446,73 @@ class UndecodableError(ValueError):
 
 
 CJK_CANDIDATES = ("gb18030", "big5", "cp950", "big5hkscs")
+ERRORS = ("strict", "replace")
 MIN_CJK_SCORE = 0.8
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
-def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """(text, encoding name) of `raw`; raises UndecodableError. See the module docstring."""
+def decode_bytes(raw: bytes, errors: str = "strict") -> tuple[str, str, int]:
+    """(text, encoding name, characters replaced) of `raw`; raises UndecodableError. `errors`:
+    "strict", or "replace" to replace a few undecodable bytes. See the module docstring."""
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}, got {errors!r}")
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             try:
-                return _checked(raw.decode(encoding)), encoding
+                return _checked(raw.decode(encoding)), encoding, 0
             except UnicodeDecodeError as e:
-                raise UndecodableError(f"invalid {encoding} after its byte-order mark: {e}") from None
+                lenient = _replacing(raw, encoding) if errors == "replace" else None
+                if lenient is None:
+                    raise UndecodableError(f"invalid {encoding} after its byte-order mark: {e}") from None
+                return _checked(lenient[0]), encoding, lenient[1]
     if b"\x00" in raw:
         raise UndecodableError("binary data (NUL bytes)")
     try:
-        return _checked(raw.decode("utf-8")), "utf-8"
+        return _checked(raw.decode("utf-8")), "utf-8", 0
     except UnicodeDecodeError:
         pass
-    best: tuple[float, str, str] | None = None
-    for encoding in CJK_CANDIDATES:
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        score = cjk_score(text)
-        if best is None or score > best[0]:
-            best = (score, encoding, text)
+    best = _best_decoding(raw, CJK_CANDIDATES, "strict")
+    if errors == "replace" and (best is None or best[0] < MIN_CJK_SCORE):
+        best = _best_decoding(raw, ("utf-8", *CJK_CANDIDATES), "replace") or best
     if best is None:
-        raise UndecodableError("not UTF-8, GB18030 or Big5")
-    score, encoding, text = best
+        raise UndecodableError("not UTF-8, GB18030 or Big5" + (" (too many bytes to replace)" if errors == "replace" else ""))
+    score, encoding, text, replaced = best
     if score < MIN_CJK_SCORE:
         raise UndecodableError(f"no encoding gives Chinese text (best: {encoding}, score {score:.2f})")
-    return _checked(text), encoding
+    return _checked(text), encoding, replaced
+
+
+def _best_decoding(raw: bytes, encodings: Iterable[str], errors: str) -> tuple[float, str, str, int] | None:
+    """(score, encoding, text, characters replaced) of the best-scoring encoding that decodes `raw`
+    (with errors="replace": within the replacement limit; replacements are not scored)."""
+    best = None
+    for encoding in encodings:
+        if errors == "replace":
+            decoded = _replacing(raw, encoding)
+        else:
+            try:
+                decoded = raw.decode(encoding), 0
+            except UnicodeDecodeError:
+                decoded = None
+        if decoded is None:
+            continue
+        text, replaced = decoded
+        score = cjk_score(text.replace("\ufffd", "") if replaced else text)
+        if best is None or score > best[0]:
+            best = (score, encoding, text, replaced)
+    return best
+
+
+def _replacing(raw: bytes, encoding: str) -> tuple[str, int] | None:
+    """`raw` decoded with undecodable bytes replaced by U+FFFD, and how many were; None when
+    that is more than 1% of the characters (at least one is always allowed: a cut last character)."""
+    text = raw.decode(encoding, "replace")
+    # "ignore" resumes where "replace" does, so the difference in length counts the replacements
+    # (a U+FFFD that was in the bytes already is not one of them)
+    replaced = len(text) - len(raw.decode(encoding, "ignore"))
+    return (text, replaced) if replaced <= max(1, len(text) // 100) else None
 
 
 def _checked(text: str) -> str:

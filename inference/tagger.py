@@ -145,6 +145,8 @@ class Tagger:
         return cls(model, tokenizer, device=device, **kwargs)
 
     def tag(self, text: str) -> Document:
+        if not isinstance(text, str):  # else the tokenizers library fails deep inside with a puzzling TypeError
+            raise TypeError(f"Tagger.tag takes the text of a report (str), not {type(text).__name__}")
         return next(self.tag_many([text]))
 
     def tag_many(self, texts: Iterable[str], batch_size: int = 32, docs_per_chunk: int = 64) -> Iterator[Document]:

@@ -5,22 +5,26 @@ A tagged document is a dict
      "record": {"partners": [{"helper": {name, code, province, level}, "recipient": {...}}],
                 "facts": [{label, start, end, text, value, unit, qualifier, date, category,
                            regions: [...], sentence: [s, e]}],
-                "published"}}
+                "published"},
+     "replaced": characters replaced in decoding, "model": {"name", "weights", "backend"}}
 JSONL stores it whole, one object per line. CSV and Parquet store one row per fact (`fact_rows`):
-the document's id, source and publication date, its partners flattened into `;`-joined
-helper/recipient name and code columns (the i-th helper pairs with the i-th recipient), and the
-fact's fields; `regions` is a `;`-joined string of region names. A document without facts still
-gets one row, with empty fact columns, so that no document disappears from a table.
+the document's id, source, model (`model_label`), replaced characters and publication date, its
+partners flattened into `;`-joined helper/recipient name and code columns (the i-th helper pairs
+with the i-th recipient), and the fact's fields; `regions` is a `;`-joined string of region names.
+A document without facts still gets one row, with empty fact columns, so that no document
+disappears from a table.
 
 `ResumableRun(out_path, fmt)` is the one way to write them. A run can be killed at any point
 (`kill -9`, power loss) and started again with the same arguments: it finds the documents already
 completed, the caller skips those (`done(id)`), and when the run finally closes every document is
 in the output exactly once and the file is valid. A document is completed when it was written
 (`write`) or recorded as failed (`error`, into `OUT.errors.jsonl` as {"id", "source", "reason"});
-to retry failed documents, delete their lines from the errors file. Writing an id that is already
-completed is refused, so duplicates cannot arise from a caller's mistake either. Only one process
-may hold a run: a second one fails at once (an flock on the errors file, released by the kernel
-when the holder dies, however it dies).
+failed documents are tried again by the next run unless it passes `retry_failed=False`. Writing
+an id that is already completed is refused, so duplicates cannot arise from a caller's mistake
+either. Only one process may hold a run: a second one fails at once (an flock on the errors file,
+released by the kernel when the holder dies, however it dies). Given the `model_label` of its
+model, a run refuses (before changing anything) an OUT that holds documents of another model, so
+that one output never mixes two models unnoticed.
 
 Crash safety:
   - JSONL (the output, and the errors file of every format) is appended one complete line per
@@ -57,7 +61,8 @@ FORMATS = ("jsonl", "csv", "parquet")
 DEFAULT_BATCH_SIZE = 200
 
 SCHEMA = pa.schema([
-    ("id", pa.string()), ("source", pa.string()), ("published", pa.string()),
+    ("id", pa.string()), ("source", pa.string()), ("model", pa.string()), ("replaced", pa.int64()),
+    ("published", pa.string()),
     ("helper_name", pa.string()), ("helper_code", pa.string()),
     ("recipient_name", pa.string()), ("recipient_code", pa.string()),
     ("fact_index", pa.int64()), ("fact_label", pa.string()), ("fact_start", pa.int64()), ("fact_end", pa.int64()),
@@ -70,8 +75,19 @@ COLUMNS = tuple(SCHEMA.names)
 log = logging.getLogger(__name__)
 
 
+class OutputError(Exception):
+    """An output that cannot be used: held by another running process, or not a file written here."""
+
+
 def errors_path_for(out_path: str | Path) -> Path:
     return Path(f"{out_path}.errors.jsonl")
+
+
+def model_label(model: dict | None) -> str | None:
+    """One string for a document's model: its folder name, weights hash and backend."""
+    if model is None:
+        return None
+    return f"{model['name']} (weights {model['weights']}, {model['backend']})"
 
 
 # --- flattening -------------------------------------------------------------------------------------
@@ -82,7 +98,8 @@ def fact_rows(doc: dict) -> list[dict]:
     partners = record.get("partners") or []
     sides = {side: [p.get(side) or {} for p in partners] for side in ("helper", "recipient")}
     common = {
-        "id": _text(doc["id"]), "source": _text(doc.get("source")), "published": _text(record.get("published")),
+        "id": _text(doc["id"]), "source": _text(doc.get("source")), "model": model_label(doc.get("model")),
+        "replaced": _int(doc.get("replaced")), "published": _text(record.get("published")),
         **{f"{side}_{key}": ";".join(_text(party.get(key)) or "" for party in parties) or None
            for side, parties in sides.items() for key in ("name", "code")},
     }
@@ -151,7 +168,8 @@ class ResumableRun:
                 ...  # run.write(tagged_dict) or run.error(doc.id, doc.source, reason)
     """
 
-    def __init__(self, out_path: str | Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE, retry_failed: bool = True):
+    def __init__(self, out_path: str | Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE, retry_failed: bool = True,
+                 model: str | None = None):
         if fmt not in FORMATS:
             raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
         if batch_size < 1:
@@ -160,12 +178,18 @@ class ResumableRun:
         self.fmt = fmt
         self.errors_path = errors_path_for(out_path)
         self._errors = _JsonlLog(self.errors_path, batch_size, lock=True)
+        self._closed = False
         try:
             self._sink = _JsonlLog(self.out_path, batch_size) if fmt == "jsonl" else _TableSink(
                 self.out_path, fmt, batch_size)
         except BaseException:
             self._errors.close()
             raise
+        others = self._sink.models - {model} if model is not None else set()
+        if others:
+            self.close()  # before the errors file is cleared below: a refused run changes nothing
+            raise OutputError(f"{out_path} holds documents tagged by {'; '.join(sorted(others))}, and this run's model "
+                              f"is {model}: write to another output (eastwest tag --force mixes them)")
         # Documents that failed in an earlier run are tried again (the file may have been fixed):
         # their old error lines go, and a second failure is logged anew, so each id ends up in
         # exactly one of OUT and the errors file.
@@ -174,7 +198,6 @@ class ResumableRun:
             os.ftruncate(self._errors.fd, 0)
             self._errors.ids = set()
         self._completed = self._errors.ids | self._sink.ids
-        self._closed = False
 
     def done(self, doc_id: str) -> bool:
         return doc_id in self._completed
@@ -223,22 +246,24 @@ class _JsonlLog:
         self.path = path
         self.fsync_every = fsync_every
         self.unsynced = 0
+        self.models: set[str] = set()
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             if lock:
                 try:
                     fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise RuntimeError(f"{path} is held by another running process") from None
+                    raise OutputError(f"{path} is held by another running process") from None
             self.ids = self._recover()
         except BaseException:
             os.close(self.fd)
             raise
 
     def _recover(self) -> set[str]:
-        """Ids of the records; a torn last line (no newline: the write that a kill interrupted) is
-        cut off. Any other line that is not a record means this is not our file, or it was damaged
-        by something other than a crash: refuse rather than destroy it."""
+        """Ids of the records (and, into self.models, the labels of their models); a torn last line
+        (no newline: the write that a kill interrupted) is cut off. Any other line that is not a
+        record means this is not our file, or it was damaged by something other than a crash:
+        refuse rather than destroy it."""
         ids: set[str] = set()
         good_end = 0
         with open(self.fd, "rb", closefd=False) as f:
@@ -250,9 +275,11 @@ class _JsonlLog:
                 except ValueError:
                     record = None
                 if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    raise ValueError(f"{self.path}:{lineno}: not a JSON object with a string id; "
-                                     "repair or remove the file to resume")
+                    raise OutputError(f"{self.path}:{lineno}: not a JSON object with a string id; "
+                                      "repair or remove the file to resume")
                 ids.add(record["id"])
+                if isinstance(record.get("model"), dict):
+                    self.models.add(model_label(record["model"]))
                 good_end += len(line)
             size = f.seek(0, os.SEEK_END)
         if good_end < size:
@@ -296,16 +323,17 @@ class _TableSink:
         self.tmp_path.unlink(missing_ok=True)
         for stale in self.parts_dir.glob("*.tmp"):
             stale.unlink()
-        self.ids = self.table.read_ids(out_path) if out_path.exists() else set()
+        self.ids, self.models = self.table.read_ids(out_path) if out_path.exists() else (set(), set())
         merged = set(self.ids)
         self.new_parts = False
         self.next_part = 0
         for part in self._parts():
-            part_ids = self.table.read_ids(part)
+            part_ids, part_models = self.table.read_ids(part)
             if part_ids & merged:
                 part.unlink()
             else:
                 self.ids |= part_ids
+                self.models |= part_models
                 self.new_parts = True
             self.next_part = int(part.name.split("-")[1].split(".")[0]) + 1
 
@@ -363,7 +391,8 @@ def _fsync_dir(path: Path) -> None:
 
 class _CsvFormat:
     """UTF-8 CSV with a BOM (so that spreadsheet programs read Chinese correctly), header first;
-    empty cells for missing values. Parts are complete CSV files too, merged by concatenation."""
+    empty cells for missing values; whole values without a decimal point (330000000, as in the
+    report, not 330000000.0). Parts are complete CSV files too, merged by concatenation."""
     suffix = "csv"
 
     @staticmethod
@@ -371,16 +400,24 @@ class _CsvFormat:
         text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="", write_through=True)
         writer = csv.DictWriter(text, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**row, "value": int(value)} if (value := row["value"]) is not None and value.is_integer()
+                         else row for row in rows)
         text.detach()
 
     @classmethod
-    def read_ids(cls, path: Path) -> set[str]:
+    def read_ids(cls, path: Path) -> tuple[set[str], set[str]]:
+        """The document ids and model labels of a CSV file."""
+        ids, models = set(), set()
+        model_column = COLUMNS.index("model")
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             if next(reader, None) != list(COLUMNS):
-                raise ValueError(f"{path} is not a CSV written with columns {COLUMNS}")
-            return {row[0] for row in reader if row}
+                raise OutputError(f"{path} is not a CSV written with columns {COLUMNS}")
+            for row in reader:
+                if row:
+                    ids.add(row[0])
+                    models.add(row[model_column])
+        return ids, models - {""}
 
     @staticmethod
     def merge(sources: list[Path], f) -> None:
@@ -402,11 +439,16 @@ class _ParquetFormat:
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), f)
 
     @staticmethod
-    def read_ids(path: Path) -> set[str]:
+    def read_ids(path: Path) -> tuple[set[str], set[str]]:
+        """The document ids and model labels of a Parquet file."""
         parquet = pq.ParquetFile(path)
         if not parquet.schema_arrow.remove_metadata().equals(SCHEMA):
-            raise ValueError(f"{path} is not a Parquet file written with the schema {SCHEMA}")
-        return {doc_id for batch in parquet.iter_batches(columns=["id"]) for doc_id in batch.column(0).to_pylist()}
+            raise OutputError(f"{path} is not a Parquet file written with the schema {SCHEMA}")
+        ids, models = set(), set()
+        for batch in parquet.iter_batches(columns=["id", "model"]):
+            ids.update(batch.column(0).to_pylist())
+            models.update(batch.column(1).to_pylist())
+        return ids, models - {None}
 
     @staticmethod
     def merge(sources: list[Path], f) -> None:

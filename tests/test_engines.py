@@ -84,8 +84,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, tiny_model_dir
     try:
         for fmt in ("parquet", "jsonl"):
             local, ray_out = tmp_path / f"local.{fmt}", tmp_path / f"ray-{fmt}"
-            assert main(["tag", str(inputs), "-o", str(local), *model]) == 0
-            assert main(["tag", str(inputs), "-o", str(ray_out), "--format", fmt, "--engine", "ray", "--workers", "2", *model]) == 0
+            assert main(["tag", str(inputs), "-o", str(local), *model]) == 1  # 1: some documents failed
+            assert main(["tag", str(inputs), "-o", str(ray_out), "--format", fmt, "--engine", "ray", "--workers", "2", *model]) == 1
             local_errors = sorted(e["id"] for e in _jsonl(tmp_path / f"local.{fmt}.errors.jsonl"))
             assert local_errors == ["broken.txt", "empty.txt", "more.jsonl:2"]
             if fmt == "parquet":
@@ -112,12 +112,34 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, tiny_model_dir
         ray.shutdown()
 
 
-def test_progress_bar_knows_the_total_on_a_terminal(tmp_path, tiny_model_dir):
-    """On a TTY the bar counts documents against a total (so it can show an ETA), skipped ones too."""
+def _bar_on_a_terminal(args) -> str:
+    """What `eastwest tag ARGS` shows on a terminal (stderr) while it runs; it must exit 0."""
     import fcntl
     import pty
     import struct
     import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", *args], cwd=REPO, stderr=follower,
+                            stdout=subprocess.DEVNULL)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait() == 0
+    os.close(leader)
+    return shown.decode("utf-8", "replace")
+
+
+def test_progress_bar_knows_the_total_on_a_terminal(tmp_path, tiny_model_dir):
+    """On a TTY the bar counts documents against a total (so it can show an ETA), skipped ones too."""
     import zipfile
 
     import pyarrow as pa
@@ -136,21 +158,15 @@ def test_progress_bar_knows_the_total_on_a_terminal(tmp_path, tiny_model_dir):
     assert count_documents([str(inputs), str(tmp_path / "x.tar.gz")]) is None
 
     out = tmp_path / "out.jsonl"
-    for run in range(2):
-        leader, follower = pty.openpty()
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
-        proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", str(inputs), "-o", str(out), "--model",
-                                 str(tiny_model_dir)], cwd=REPO, stderr=follower, stdout=subprocess.DEVNULL)
-        os.close(follower)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        assert proc.wait() == 0
-        os.close(leader)
-        assert "14/14" in shown.decode("utf-8", "replace")  # the second run: all 14 skipped, bar still full
+    for run in range(2):  # the second run: all 14 skipped, bar still full
+        assert "14/14" in _bar_on_a_terminal([str(inputs), "-o", str(out), "--model", str(tiny_model_dir)])
+
+
+def test_progress_bar_moves_with_every_long_document(tmp_path, tiny_model_dir):
+    """Five reports, each longer than a group of batches, make one chunk; the bar moves while they
+    are tagged, not only once all five are (it redraws at most every 0.1 s, so not every count
+    need be drawn)."""
+    _reports(tmp_path / "in", 5, size=6000)
+    shown = _bar_on_a_terminal([str(tmp_path / "in"), "-o", str(tmp_path / "out.jsonl"), "--model", str(tiny_model_dir),
+                                "--batch-size", "4"])
+    assert any(f"{n}/5" in shown for n in (2, 3, 4)), shown

@@ -114,7 +114,7 @@ def test_cli_export_then_tag_with_the_onnx_backend(tiny_model_dir, tmp_path):
     proc = _cli("tag", "-q", *map(str, seeds), "-o", str(out), "--model", str(folder), "--backend", "onnx")
     assert proc.returncode == 0, proc.stderr
     docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert sorted(d["id"] for d in docs) == sorted(str(p) for p in seeds)
+    assert sorted(d["id"] for d in docs) == sorted(p.name for p in seeds)
     for d in docs:
         assert set(d) >= {"id", "source", "text", "entities", "record"}
         assert all(d["text"][e["start"] : e["end"]] == e["text"] for e in d["entities"])

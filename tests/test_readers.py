@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.readers import BadDoc, SourceDoc, decode_bytes, html_to_text, iter_documents
+from inference.readers import BadDoc, SourceDoc, UndecodableError, decode_bytes, html_to_text, iter_documents
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,13 +98,34 @@ def test_globs_missing_paths_and_duplicate_ids(tmp_path):
     (tmp_path / "c.jsonl").write_text('{"id": "a.txt", "text": "重复"}\n', encoding="utf-8")
     pattern = str(tmp_path / "*.txt")
     results = docs(pattern, str(tmp_path / "missing.txt"), str(tmp_path / "*.nothing"), str(tmp_path))
-    assert [(type(d).__name__, d.id) for d in results[:4]] == [
-        ("SourceDoc", f"{tmp_path.as_posix()}/a.txt"), ("SourceDoc", f"{tmp_path.as_posix()}/b.txt"),
-        ("BadDoc", str(tmp_path / "missing.txt")), ("BadDoc", str(tmp_path / "*.nothing"))]
-    # the directory then yields a.txt, b.txt, and the JSONL line whose id collides with a.txt
-    assert [(type(d).__name__, d.id) for d in results[4:]] == [
-        ("SourceDoc", "a.txt"), ("SourceDoc", "b.txt"), ("BadDoc", "a.txt#2")]
+    # the directory's a.txt and b.txt were read through the glob already; its JSONL line chose an
+    # id that a file has: the one kind of id that can repeat
+    assert [(type(d).__name__, d.id) for d in results] == [
+        ("SourceDoc", "a.txt"), ("SourceDoc", "b.txt"), ("BadDoc", "missing.txt"), ("BadDoc", "*.nothing"),
+        ("BadDoc", "a.txt#2")]
     assert "duplicate id 'a.txt'" in results[-1].reason
+
+
+def test_two_folders_holding_the_same_file_name_are_both_read(tmp_path):
+    for folder in ("crawl-1", "crawl-2/site"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "report.txt").write_text(f"{folder}的报告", encoding="utf-8")
+    results = docs(str(tmp_path / "crawl-1"), str(tmp_path / "crawl-2/site"))
+    assert [(type(d).__name__, d.id, d.text) for d in results] == [
+        ("SourceDoc", "crawl-1/report.txt", "crawl-1的报告"), ("SourceDoc", "crawl-2/site/report.txt", "crawl-2/site的报告")]
+
+
+def test_an_id_is_the_same_however_the_input_is_named(tmp_path, monkeypatch):
+    (tmp_path / "data" / "2023").mkdir(parents=True)
+    (tmp_path / "data" / "2023" / "a.txt").write_text("甲文档", encoding="utf-8")
+    (tmp_path / "data" / "b.txt").write_text("乙文档", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    spellings = [["data"], ["data/"], ["./data"], [str(tmp_path / "data")], ["data/2023/a.txt", "data/b.txt"],
+                 ["data/b.txt", str(tmp_path / "data/2023/a.txt")], ["data/*/a.txt", "data/*.txt"],
+                 ["data/2023/a.txt", "data"]]  # a file named twice is read once
+    for inputs in spellings:
+        assert sorted(d.id for d in docs(*inputs)) == ["2023/a.txt", "b.txt"], inputs
+    assert [d.id for d in docs("data/b.txt")] == [d.id for d in docs(str(tmp_path / "data" / "b.txt"))] == ["b.txt"]
 
 
 def test_stdin_is_one_document():
@@ -192,13 +213,15 @@ def test_jsonl_lines_ids_and_bad_lines(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n" + b'{"text": "\xff"}\n')
     results = docs(str(path))
     summary = [(type(d).__name__, d.id) for d in results]
-    assert summary == [("SourceDoc", "doc-1"), ("BadDoc", f"{path.as_posix()}:2"), ("BadDoc", f"{path.as_posix()}:3"),
-                       ("SourceDoc", f"{path.as_posix()}:5"), ("BadDoc", f"{path.as_posix()}:6"), ("BadDoc", "7"),
-                       ("BadDoc", f"{path.as_posix()}:8")]
+    assert summary == [("SourceDoc", "doc-1"), ("BadDoc", "batch.jsonl:2"), ("BadDoc", "batch.jsonl:3"),
+                       ("SourceDoc", "batch.jsonl:5"), ("BadDoc", "batch.jsonl:6"), ("BadDoc", "7"),
+                       ("BadDoc", "batch.jsonl:8")]
     assert results[0].text == SIMPLIFIED
     assert results[2].reason.startswith("line 3: invalid JSON")
     assert "UTF-8" in results[-1].reason
     assert [d.text for d in docs(str(path), text_field="content") if isinstance(d, SourceDoc)] == ["自定义字段"]
+    lenient = docs(str(path), errors="replace")  # the stray byte of line 8 is replaced, and counted
+    assert (lenient[-1].id, lenient[-1].text, lenient[-1].replaced) == ("batch.jsonl:8", "\ufffd", 1)
 
 
 def test_oversized_jsonl_line_is_skipped_and_the_next_line_read(tmp_path):
@@ -206,8 +229,56 @@ def test_oversized_jsonl_line_is_skipped_and_the_next_line_read(tmp_path):
     path.write_text(json.dumps({"text": "长" * 5000}, ensure_ascii=False) + "\n"
                     + json.dumps({"text": "短"}, ensure_ascii=False) + "\n", encoding="utf-8")
     results = docs(str(path), max_bytes=1000)
-    assert [(type(d).__name__, d.id) for d in results] == [("BadDoc", f"{path.as_posix()}:1"),
-                                                           ("SourceDoc", f"{path.as_posix()}:2")]
+    assert [(type(d).__name__, d.id) for d in results] == [("BadDoc", "big.jsonl:1"), ("SourceDoc", "big.jsonl:2")]
+    assert [type(d).__name__ for d in docs(str(path), max_bytes=0)] == ["SourceDoc", "SourceDoc"]  # 0: no limit
+
+
+def test_max_bytes_zero_reads_documents_of_any_size(tmp_path):
+    (tmp_path / "big.txt").write_text("东" * 2000, encoding="utf-8")
+    [small_limit] = docs(str(tmp_path / "big.txt"), max_bytes=1000)
+    assert isinstance(small_limit, BadDoc) and "1000-byte limit" in small_limit.reason
+    [unlimited] = docs(str(tmp_path / "big.txt"), max_bytes=0)
+    assert isinstance(unlimited, SourceDoc) and unlimited.text == "东" * 2000
+
+
+SEED = sorted((REPO_ROOT.parent / "shared" / "seeds").glob("*.txt"))[0]
+
+
+@pytest.mark.parametrize("damage", ["stray byte", "cut last character"])
+def test_errors_replace_keeps_a_report_with_a_stray_byte_or_a_cut_character(tmp_path, damage):
+    text = SEED.read_text(encoding="utf-8")  # 6.5 KB
+    if damage == "stray byte":  # between two characters, after the first line
+        k = text.index("\n") + 1
+        raw, expected = text[:k].encode() + b"\xff" + text[k:].encode(), text[:k] + "\ufffd" + text[k:]
+    else:  # the last Chinese character loses its last byte, and the file ends there
+        text = text[: max(i for i, ch in enumerate(text) if ch > "\x7f") + 1]
+        raw, expected = text.encode()[:-1], text[:-1] + "\ufffd"
+    (tmp_path / "report.txt").write_bytes(raw)
+    [strict] = docs(str(tmp_path / "report.txt"))
+    assert isinstance(strict, BadDoc) and "not UTF-8" in strict.reason
+    [lenient] = docs(str(tmp_path / "report.txt"), errors="replace")
+    assert isinstance(lenient, SourceDoc)
+    assert (lenient.text, lenient.encoding, lenient.replaced) == (expected, "utf-8", 1)
+
+
+def test_errors_replace_still_rejects_what_is_not_text(tmp_path):
+    cut_gbk = SIMPLIFIED.encode("gb18030")[:-1]  # a legacy encoding, cut in half at the end
+    assert decode_bytes(cut_gbk, "replace") == (SIMPLIFIED[:-1] + "\ufffd", "gb18030", 1)
+    garbage = bytes(range(0x80, 0x100)) * 20  # far more than 1% undecodable
+    with pytest.raises(UndecodableError):
+        decode_bytes(garbage, "replace")
+    with pytest.raises(UndecodableError, match="binary"):
+        decode_bytes(b"\x89PNG\r\n\x1a\n\x00\x00", "replace")
+
+
+def test_stdin_lines_are_documents():
+    code = ("from inference.readers import iter_documents; print(repr([(type(d).__name__, d.id, getattr(d, 'text', None)) "
+            "for d in iter_documents(['-'], max_bytes=40, lines=True)]))")
+    stdin = "天津市和平区\r\n\n会宁县\n" + "长" * 20 + "\n甘肃省"
+    out = subprocess.run([sys.executable, "-c", code], input=stdin.encode("utf-8"), cwd=REPO_ROOT,
+                         capture_output=True, check=True).stdout.decode()
+    assert out.strip() == repr([("SourceDoc", "<stdin>:1", "天津市和平区"), ("SourceDoc", "<stdin>:3", "会宁县"),
+                                ("BadDoc", "<stdin>:4", None), ("SourceDoc", "<stdin>:5", "甘肃省")])
 
 
 ARTICLE_PAGE = """<!DOCTYPE html>

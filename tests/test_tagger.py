@@ -77,6 +77,11 @@ def test_document_json_has_the_contract_keys(tagger):
     assert set(data["record"]) >= {"partners", "facts", "published"}
 
 
+def test_tag_none_is_a_clear_type_error(tagger):
+    with pytest.raises(TypeError, match=r"Tagger.tag takes the text of a report \(str\), not NoneType"):
+        tagger.tag(None)
+
+
 def test_model_folder_missing_files_is_named(tmp_path, tiny_model_dir):
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -144,7 +149,7 @@ def test_tag_cli_csv_and_parquet_rows_per_fact(tmp_path, tiny_model_dir):
                 rows = list(csv.DictReader(f))
         else:
             rows = pq.read_table(out).to_pylist()
-        assert rows and all(r["id"] == str(seed) for r in rows)
+        assert rows and all(r["id"] == seed.name for r in rows)
 
 
 def test_tag_cli_reads_stdin_and_python_dash_m(tiny_model_dir):
@@ -152,6 +157,154 @@ def test_tag_cli_reads_stdin_and_python_dash_m(tiny_model_dir):
     assert proc.returncode == 0, proc.stderr
     [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
     assert doc["id"] == "<stdin>" and doc["text"] == "天津市和平区帮扶甘肃省会宁县。"
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _one_line(proc) -> str:
+    stderr = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    assert proc.returncode == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    return stderr
+
+
+def test_records_name_their_model_and_another_model_is_refused(tmp_path, tiny_model_dir):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    seeds = sorted(SEEDS.glob("*.txt"))[:2]
+    out = tmp_path / "out.jsonl"
+    assert _tag(str(seeds[0]), "-o", str(out), "--model", str(tiny_model_dir)).returncode == 0
+    [first] = _jsonl(out)
+    assert first["model"]["name"] == tiny_model_dir.name and first["model"]["backend"] == "torch"
+    assert len(first["model"]["weights"]) == 12 and first["replaced"] == 0
+
+    retrained = shutil.copytree(tiny_model_dir, tmp_path / "v2" / tiny_model_dir.name)  # same name, new weights
+    weights = load_file(retrained / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01
+    save_file(weights, retrained / "model.safetensors", metadata={"format": "pt"})
+    before = out.read_bytes()
+    refused = _tag(*map(str, seeds), "-o", str(out), "--model", str(retrained))
+    assert "holds documents tagged by" in _one_line(refused) and "--force" in refused.stderr.decode()
+    assert out.read_bytes() == before
+    forced = _tag(*map(str, seeds), "-o", str(out), "--model", str(retrained), "--force")
+    assert forced.returncode == 0 and "1 document tagged" in forced.stderr.decode() and "1 already done" in forced.stderr.decode()
+    models = [d["model"] for d in _jsonl(out)]
+    assert models[0] == first["model"] and models[1]["name"] == first["model"]["name"]
+    assert models[1]["weights"] != first["model"]["weights"]
+
+
+def test_two_folders_both_holding_report_txt_are_both_tagged(tmp_path, tiny_model_dir):
+    text = sorted(SEEDS.glob("*.txt"))[0].read_text(encoding="utf-8")[:400]
+    for site in ("site-a", "site-b"):
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "report.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = _tag(str(tmp_path / "site-a"), str(tmp_path / "site-b"), "-o", str(out), "--model", str(tiny_model_dir))
+    assert proc.returncode == 0 and "2 documents tagged, 0 errors" in proc.stderr.decode(), proc.stderr
+    assert [d["id"] for d in _jsonl(out)] == ["site-a/report.txt", "site-b/report.txt"]
+
+
+def test_errors_replace_and_max_bytes_let_a_rerun_tag_what_failed(tmp_path, tiny_model_dir):
+    text = sorted(SEEDS.glob("*.txt"))[0].read_text(encoding="utf-8")
+    short, k = text[:500], text.index("\n") + 1  # under 2000 bytes, with a stray byte after its first line
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "stray.txt").write_bytes(short[:k].encode() + b"\xff" + short[k:].encode())
+    (tmp_path / "in" / "long.txt").write_text(text, encoding="utf-8")
+    out, model = tmp_path / "out.jsonl", ("--model", str(tiny_model_dir))
+    strict = _tag(str(tmp_path / "in"), "-o", str(out), "--max-bytes", "2000", *model)
+    assert strict.returncode == 1 and "0 documents tagged, 2 errors" in strict.stderr.decode()
+    reasons = {e["id"]: e["reason"] for e in _jsonl(tmp_path / "out.jsonl.errors.jsonl")}
+    assert "not UTF-8" in reasons["stray.txt"] and "2000-byte limit" in reasons["long.txt"]
+    lenient = _tag(str(tmp_path / "in"), "-o", str(out), "--errors", "replace", "--max-bytes", "0", *model)
+    assert lenient.returncode == 0 and "2 documents tagged, 0 errors" in lenient.stderr.decode(), lenient.stderr
+    docs = {d["id"]: d for d in _jsonl(out)}
+    assert docs["stray.txt"]["replaced"] == 1 and docs["stray.txt"]["text"] == short[:k] + "\ufffd" + short[k:]
+    assert docs["long.txt"]["replaced"] == 0 and docs["long.txt"]["text"] == text
+
+
+def test_lines_reads_one_document_per_line_of_stdin(tmp_path, tiny_model_dir):
+    proc = _tag("--lines", "--model", str(tiny_model_dir), stdin="天津市和平区帮扶会宁县。\n\n甘肃省会宁县。\n")
+    assert proc.returncode == 0, proc.stderr
+    assert [(d["id"], d["text"]) for d in map(json.loads, proc.stdout.splitlines())] == [
+        ("<stdin>:1", "天津市和平区帮扶会宁县。"), ("<stdin>:3", "甘肃省会宁县。")]
+    assert "standard input" in _one_line(_tag(str(SEEDS), "--lines", "--model", str(tiny_model_dir)))
+
+
+def test_setup_errors_are_one_line_with_exit_status_2(tmp_path, tiny_model_dir):
+    import torch
+
+    from inference.writers import ResumableRun
+
+    model = ("--model", str(tiny_model_dir))
+    seed = str(sorted(SEEDS.glob("*.txt"))[0])
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in _one_line(_tag(seed, "--device", "cuda", *model))
+    assert "not a device name" in _one_line(_tag(seed, "--device", "gpu0", *model))
+    assert "there is no folder" in _one_line(_tag(seed, "-o", str(tmp_path / "no" / "out.jsonl"), *model))
+    with ResumableRun(tmp_path / "busy.csv", "csv"):  # as another running `eastwest tag` would
+        assert "held by another running process" in _one_line(_tag(seed, "-o", str(tmp_path / "busy.csv"), *model))
+    several = tmp_path / "two.jsonl"
+    several.write_text('{"text": "天津市"}\n{"text": "会宁县"}\n', encoding="utf-8")
+    show = subprocess.run([sys.executable, "-m", "inference", "show", str(several), *model], capture_output=True, cwd=REPO)
+    assert "holds several documents" in _one_line(show)
+
+
+def _on_a_terminal(args, typed: bytes = b"") -> tuple[int, str, str]:
+    """Run `eastwest tag ARGS` with a terminal as standard input; type `typed` into it."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", "-q", *args], stdin=follower,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    os.close(follower)
+    os.write(leader, typed)
+    stdout, stderr = proc.communicate(timeout=300)
+    os.close(leader)
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def test_no_input_on_a_terminal_gives_a_hint_instead_of_waiting(tiny_model_dir):
+    code, _, stderr = _on_a_terminal(["--model", str(tiny_model_dir)])
+    assert code == 2 and "no input" in stderr and "eastwest tag -" in stderr
+    code, stdout, stderr = _on_a_terminal(["-", "--model", str(tiny_model_dir)], "天津市和平区帮扶会宁县。\n\x04".encode())
+    assert code == 0 and "Ctrl-D" in stderr and json.loads(stdout)["text"] == "天津市和平区帮扶会宁县。\n"
+
+
+def test_ctrl_c_flushes_and_exits_130_and_the_rerun_goes_on(tmp_path, tiny_model_dir):
+    import signal
+    import time
+
+    lines = [f"第{i}篇：天津市和平区帮扶甘肃省会宁县，投入{i}亿元。\n" for i in range(40)]
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "inference", "tag", "-q", "--lines", "-o", str(out), "--model", str(tiny_model_dir)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdin.write("".join(lines[:32]).encode())  # one chunk: tagged while stdin stays open
+    proc.stdin.flush()
+    deadline = time.time() + 300
+    while not (out.exists() and out.read_bytes().count(b"\n") == 32):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # while the reader thread waits for more input
+    proc.wait(timeout=120)  # stdin still open, as a terminal's is: the reader is still blocked at exit
+    stderr = proc.stderr.read().decode()
+    proc.stdin.close()
+    assert proc.returncode == 130, stderr
+    assert "interrupted: 32 documents tagged" in stderr and "Fatal Python error" not in stderr and "Traceback" not in stderr
+    rerun = subprocess.run(args, input="".join(lines).encode(), capture_output=True, cwd=REPO)
+    assert rerun.returncode == 0 and "8 documents tagged, 0 errors, 32 already done" in rerun.stderr.decode()
+    assert [d["id"] for d in _jsonl(out)] == [f"<stdin>:{i}" for i in range(1, 41)]
+
+
+def test_package_metadata_names_its_authors_and_version():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["authors"] == [{"name": "eastwest-ner developers"}]
+    proc = subprocess.run([sys.executable, "-m", "inference", "--version"], capture_output=True, text=True, cwd=REPO)
+    assert proc.stdout.strip() == f"eastwest-ner {project['version']}"
 
 
 def test_train_refuses_to_replace_the_shipped_model_without_force():

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from inference.writers import COLUMNS, SCHEMA, ResumableRun, errors_path_for, fact_rows
+from inference.writers import COLUMNS, SCHEMA, OutputError, ResumableRun, errors_path_for, fact_rows, model_label
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,14 +125,14 @@ def test_a_damaged_or_foreign_jsonl_file_is_refused_not_truncated(tmp_path):
     out = tmp_path / "out.jsonl"
     content = json.dumps(make_doc(0), ensure_ascii=False) + "\n" + '{"no_id": 1}\n' + '{"id": "x"}'
     out.write_text(content, encoding="utf-8")
-    with pytest.raises(ValueError, match="out.jsonl:2"):
+    with pytest.raises(OutputError, match="out.jsonl:2"):
         ResumableRun(out, "jsonl")
     assert out.read_text(encoding="utf-8") == content
 
 
 def test_one_process_at_a_time(tmp_path):
     with ResumableRun(tmp_path / "out.csv", "csv"):
-        with pytest.raises(RuntimeError, match="another running process"):
+        with pytest.raises(OutputError, match="another running process"):
             ResumableRun(tmp_path / "out.csv", "csv")
     ResumableRun(tmp_path / "out.csv", "csv").close()
 
@@ -155,6 +155,42 @@ def test_table_round_trip_one_row_per_fact_and_resume(tmp_path, fmt):
     assert read_table(out, fmt) == expected
     if fmt == "csv":
         assert out.read_bytes().startswith(b"\xef\xbb\xbf" + ",".join(COLUMNS).encode())
+
+
+def test_csv_writes_whole_values_as_integers(tmp_path):
+    doc = make_doc(5)
+    doc["record"]["facts"][1]["value"] = 0.25
+    with ResumableRun(tmp_path / "out.csv", "csv") as run:
+        run.write(doc)
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
+    assert ",500000005," in text and ",0.25," in text and "500000005.0" not in text
+    assert [row["value"] for row in read_table(tmp_path / "out.csv", "csv")] == [500000005, 0.25]
+
+
+MODEL_A = {"name": "default", "weights": "3f2a9c1b4d5e", "backend": "torch"}
+MODEL_B = {"name": "run-2", "weights": "91ab07c2e4f8", "backend": "torch"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_output_records_its_model_and_refuses_another(tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    with ResumableRun(out, fmt, model=model_label(MODEL_A)) as run:
+        run.write(make_doc(1) | {"model": MODEL_A, "replaced": 2})
+        run.error("bad-1", "in/bad1", "not UTF-8")
+    if fmt == "jsonl":
+        assert read_jsonl(out)[0]["model"] == MODEL_A
+    else:
+        rows = read_table(out, fmt)
+        assert {(r["model"], r["replaced"]) for r in rows} == {("default (weights 3f2a9c1b4d5e, torch)", 2)}
+    before = out.read_bytes(), errors_path_for(out).read_bytes()
+    for other in (MODEL_B, MODEL_A | {"backend": "onnx"}):
+        with pytest.raises(OutputError, match=r"holds documents tagged by default \(weights 3f2a9c1b4d5e, torch\)"):
+            ResumableRun(out, fmt, model=model_label(other))
+        assert (out.read_bytes(), errors_path_for(out).read_bytes()) == before  # refused: nothing changed
+    with ResumableRun(out, fmt, model=model_label(MODEL_A)) as run:  # the same model resumes
+        assert run.done("doc-0001") and run.retrying == 1
+    with ResumableRun(out, fmt, model=None) as run:  # no model given (eastwest tag --force): mixing allowed
+        run.write(make_doc(2) | {"model": MODEL_B})
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
