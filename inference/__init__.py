@@ -15,8 +15,10 @@ How the pieces fit (each module does one job, top to bottom):
     bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
     tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
     gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
+    lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
-    records.py            one record per report: who helps whom (partners) and every figure (facts)
+    records.py            one record per report: who helps whom (partners, configs/pairings.yaml) and
+                          every figure (facts)
     rules.py              regex + gazetteer baseline tagger (what the model is compared with)
     readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML, Parquet) and resumable outputs
     batch.py              `eastwest tag`: prefetching reader thread, worker processes, progress

