@@ -77,7 +77,7 @@ def test_silver_stage_trains_once_and_is_reused(tmp_path, tiny_base_dir, gold_ta
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'a'}"]), progress=False)
     (stage,) = (tmp_path / "cache").iterdir()
     summary = json.loads((stage / "stage.json").read_text())
-    assert summary["documents"] == 30 and summary["key"]["silver"] == {"documents": 30, "epochs": 1.0}
+    assert summary["documents"] == 30 and summary["key"]["silver"] == {"documents": 30, "epochs": 1.0, "lac": False}
     assert "silver stage written" in capsys.readouterr().out
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'b'}"]), progress=False)
     assert "silver stage: cached" in capsys.readouterr().out

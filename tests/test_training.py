@@ -169,7 +169,8 @@ def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, ti
     report = cross_validate(load_config(None, overrides), progress=False, keep_models=True, onnx=True)
     held_out = ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
     assert [f["held_out"] for f in report["folds"]] == held_out
-    assert set(report["mean"]) == {"model", "model_greedy", "model_int8", "rules"}
+    # the configured decoding, the lexicon switched the other way, greedy, int8, and both peers
+    assert set(report["mean"]) == {"model", "model_lexicon", "model_greedy", "model_int8", "rules", "lac"}
     for doc_id in held_out:  # each fold's model is kept, knows what it was not trained on, and has its int8 export
         fold_dir = tmp_path / "model.folds" / doc_id
         assert json.loads((fold_dir / "metrics.json").read_text())["eval_documents"] == [doc_id]
@@ -177,7 +178,8 @@ def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, ti
     assert json.loads((tmp_path / "model.cv.json").read_text())["folds"] == report["folds"]
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["cross_validation"]["mean"] == report["mean"]  # attached: same config
-    assert "rule baseline" in (tmp_path / "model" / "README.md").read_text()
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "rule baseline" in card and "Baidu LAC" in card and "lexicon constraint added" in card
 
 
 def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir, gold_tasks):
