@@ -67,8 +67,11 @@ SCHEMA = pa.schema([
     ("recipient_name", pa.string()), ("recipient_code", pa.string()),
     ("fact_index", pa.int64()), ("fact_label", pa.string()), ("fact_start", pa.int64()), ("fact_end", pa.int64()),
     ("fact_text", pa.string()), ("value", pa.float64()), ("unit", pa.string()), ("qualifier", pa.string()),
-    ("date", pa.string()), ("category", pa.string()), ("regions", pa.string()),
-    ("sentence_start", pa.int64()), ("sentence_end", pa.int64()),
+    ("date", pa.string()), ("category", pa.string()),
+    # so that a sum over a table adds transfers only (not prices, incomes or output values) and counts
+    # a part (其中…) once: its whole's fact_start is in part_of_start
+    ("kind", pa.string()), ("per", pa.string()), ("part_of_start", pa.int64()),
+    ("regions", pa.string()), ("sentence_start", pa.int64()), ("sentence_end", pa.int64()),
 ])
 COLUMNS = tuple(SCHEMA.names)
 
@@ -117,6 +120,8 @@ def fact_rows(doc: dict) -> list[dict]:
             "fact_text": _text(fact.get("text")), "value": _number(fact.get("value")),
             "unit": _text(fact.get("unit")), "qualifier": _text(fact.get("qualifier")),
             "date": _text(fact.get("date")), "category": _text(fact.get("category")),
+            "kind": _text(fact.get("kind")), "per": _text(fact.get("per")),
+            "part_of_start": _int((fact.get("part_of") or {}).get("start")),
             "regions": ";".join(_text(r) for r in regions if r) or None,
             "sentence_start": _int(sentence[0]), "sentence_end": _int(sentence[1]),
         })

@@ -62,6 +62,11 @@ def test_fact_rows_flatten_partners_facts_and_regions():
     assert (rows[0]["qualifier"], rows[1]["qualifier"]) == ("累计", None)
     assert (rows[0]["sentence_start"], rows[0]["sentence_end"], rows[0]["published"]) == (0, 30, "2023-05-01")
 
+    doc["record"]["facts"][1].update(kind="price", per="公斤", part_of={"text": "5亿元", "start": 20, "end": 24})
+    priced = fact_rows(doc)[1]
+    assert (priced["kind"], priced["per"], priced["part_of_start"]) == ("price", "公斤", 20)
+    assert (rows[0]["kind"], rows[0]["per"], rows[0]["part_of_start"]) == (None, None, None)
+
     [empty] = fact_rows(make_doc(0))
     assert empty["id"] == "doc-0000" and empty["source"] == "input/0.txt"
     assert all(empty[c] is None for c in COLUMNS if c not in ("id", "source"))
