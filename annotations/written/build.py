@@ -6,7 +6,7 @@ written by an adjudicator who read both passes against the guidelines; an undeci
 stops the build, so no pass slips in unread. Each task carries `data.meta` with its origin,
 pairing, year, form and script (from `meta/*.json`, the writers' own description).
 
-usage: python annotations/written/build.py [--diff BATCH]   (writes annotations/written.json)
+usage: python annotations/written/build.py [--diff BATCH]   (writes annotations/written/corpus.json)
        --diff BATCH prints the undecided disagreements of one batch with context, for adjudication
 """
 import csv
@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE.parent / "written.json"
+OUT = HERE / "corpus.json"
 
 
 def load_pass(name: str, stem: str) -> dict:
