@@ -24,7 +24,7 @@ How the pieces fit (each module does one job, top to bottom):
     batch.py              `eastwest tag`: prefetching reader thread, worker processes, progress
     ray_engine.py         `eastwest tag --engine ray`: the same job on Ray Data, for clusters
     onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
-    cli.py                the `eastwest` command (tag, show, validate, train, cv, ls …)
+    cli.py                the `eastwest` command (tag, show, validate, train, cv, ls, serve-ls …)
 
 Training lives in the sibling package `training/` (Label Studio exports → fine-tuned model folder).
 """

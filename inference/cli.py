@@ -150,6 +150,18 @@ def cmd_export_onnx(args) -> int:
     return 0
 
 
+def cmd_serve_ls(args) -> int:
+    from training.ml_backend import BackendError, serve
+
+    check_device(args.device)
+    try:
+        serve(args.model, args.host, args.port, args.config, args.set or [], args.evaluation, args.work_dir,
+              device=args.device, train_after=args.train_after)
+    except BackendError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -220,6 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", help="model folder with config.json, tokenizer.json and the weights")
     p.add_argument("-o", "--output", help="folder for model.onnx and model.int8.onnx (default: MODEL_DIR)")
     p.set_defaults(func=cmd_export_onnx)
+
+    p = sub.add_parser("serve-ls", help="a Label Studio ML backend: pre-annotations and training from the Label Studio UI")
+    p.add_argument("--model", help="model folder to serve first (default: $EASTWEST_MODEL or models/default)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs $EASTWEST_LS_SECRET)")
+    p.add_argument("--port", type=int, default=9090, help="port (default 9090)")
+    p.add_argument("--config", help="training config for Start Training (default: configs/default.yaml); the "
+                   "project's annotations are added to its data.train")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of that config, e.g. train.epochs=3")
+    p.add_argument("--evaluation", choices=["auto", "holdout", "loao"], default="auto",
+                   help="how a new model is compared with the current one before it is swapped in: the held-out "
+                        "documents of data.eval_documents, or leave-one-article-out (default auto: holdout when "
+                        "the config holds documents out, else loao)")
+    p.add_argument("--work-dir", help="where exports and trained models go (default: models/ls-backend)")
+    p.add_argument("--train-after", type=int, default=0, metavar="N",
+                   help="also start a training after N annotation events from Label Studio (default 0: only on Start Training)")
+    p.set_defaults(func=cmd_serve_ls)
 
     from training.labelstudio import add_ls_commands
 

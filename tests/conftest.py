@@ -1,8 +1,19 @@
-"""Shared fixtures: the real gold export and small real things built in the test session."""
+"""Shared fixtures: the real gold export, small real things built in the test session, and a
+real Label Studio server (from $LABEL_STUDIO_BIN or `label-studio` on PATH) for the tests that
+need one."""
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,3 +97,99 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
     ])
     run_training(config, progress=False)
     return out
+
+
+# --- a real Label Studio server -----------------------------------------------------------------------
+
+TOKEN = "eastwest-test-token-0123456789"
+START_TIMEOUT_S = 180
+
+
+@dataclass
+class Server:
+    url: str
+    token: str
+    start_seconds: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    request = urllib.request.Request(f"{url}/api/projects", headers={"Authorization": f"Token {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class Booting:
+    process: subprocess.Popen
+    url: str
+    log: Path
+    started: float
+
+
+@pytest.fixture(scope="session")
+def booting_server(tmp_path_factory):
+    """Start the server (if there is one) without waiting for it, so that it boots while the
+    tiny model trains; `label_studio` waits. The Label Studio test modules request it from an
+    autouse fixture, so their first test starts it."""
+    binary = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
+    if not binary:
+        yield None
+        return
+    data_dir = tmp_path_factory.mktemp("label-studio")
+    port = _free_port()
+    # The bare names are read by Label Studio too; an unrelated HOST or PORT must not leak in.
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "USERNAME", "PASSWORD")}
+    env.update(
+        LABEL_STUDIO_USERNAME="annotator@example.com",
+        LABEL_STUDIO_PASSWORD="eastwest-test-password",
+        LABEL_STUDIO_USER_TOKEN=TOKEN,
+        LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
+        LATEST_VERSION_CHECK="false",
+        LABEL_STUDIO_BASE_DATA_DIR=str(data_dir),
+        # an ML backend on 127.0.0.1 (tests/test_ml_backend.py): Label Studio 1.23 refuses loopback
+        # addresses for ML backends and webhooks unless these are off
+        ML_BLOCK_LOCAL_IP="false",
+        SSRF_PROTECTION_ENABLED="false",
+    )
+    log_path = data_dir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        yield Booting(process, f"http://127.0.0.1:{port}", log_path, time.monotonic())
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and its workers only
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def label_studio(booting_server, pytestconfig) -> Server:
+    """The running server, once `GET /api/projects` answers 200 with the admin token."""
+    if booting_server is None:
+        reason = "no Label Studio server: set LABEL_STUDIO_BIN or put label-studio on PATH (bash .ci/install-label-studio.sh)"
+        with pytestconfig.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+            print(f"\nskipping Label Studio tests: {reason}")  # once: the skip is cached for the session
+        pytest.skip(reason)
+    process, url = booting_server.process, booting_server.url
+    while not _answers(url):
+        waited = time.monotonic() - booting_server.started
+        if process.poll() is not None or waited > START_TIMEOUT_S:
+            why = f"exited with status {process.returncode}" if process.poll() is not None else f"did not answer in {START_TIMEOUT_S} s"
+            pytest.fail(f"Label Studio {why}; its log:\n{booting_server.log.read_text(errors='replace')[-5000:]}")
+        time.sleep(1)
+    return Server(url, TOKEN, round(time.monotonic() - booting_server.started, 1))

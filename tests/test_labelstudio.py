@@ -3,21 +3,11 @@
 The server comes from $LABEL_STUDIO_BIN or `label-studio` on PATH (install one with
 `bash .ci/install-label-studio.sh`); without either, the server tests are skipped with the reason
 printed. It runs on 127.0.0.1 on a free port with a throw-away data directory and is stopped at
-the end of the session.
+the end of the session (the fixtures are in conftest.py, shared with tests/test_ml_backend.py).
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,97 +15,15 @@ from inference.cli import main
 from inference.schema import LABELS, Entity
 from training.labelstudio import Prediction, model_version, predict_texts
 
-from .conftest import SEEDS
+from .conftest import SEEDS, TOKEN, Server, _free_port
 
 pytestmark = pytest.mark.labelstudio
 
-TOKEN = "eastwest-test-token-0123456789"
-START_TIMEOUT_S = 180
 
-
-@dataclass
-class Server:
-    url: str
-    token: str
-    start_seconds: float
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    request = urllib.request.Request(f"{url}/api/projects", headers={"Authorization": f"Token {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@dataclass
-class Booting:
-    process: subprocess.Popen
-    url: str
-    log: Path
-    started: float
-
-
-@pytest.fixture(scope="session", autouse=True)
-def booting_server(tmp_path_factory):
-    """Start the server (if there is one) without waiting for it, so that it boots while the
-    tiny model trains; `label_studio` waits. Autouse: the module's first test starts it."""
-    binary = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
-    if not binary:
-        yield None
-        return
-    data_dir = tmp_path_factory.mktemp("label-studio")
-    port = _free_port()
-    # The bare names are read by Label Studio too; an unrelated HOST or PORT must not leak in.
-    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "USERNAME", "PASSWORD")}
-    env.update(
-        LABEL_STUDIO_USERNAME="annotator@example.com",
-        LABEL_STUDIO_PASSWORD="eastwest-test-password",
-        LABEL_STUDIO_USER_TOKEN=TOKEN,
-        LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
-        LATEST_VERSION_CHECK="false",
-        LABEL_STUDIO_BASE_DATA_DIR=str(data_dir),
-    )
-    log_path = data_dir / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [binary, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    try:
-        yield Booting(process, f"http://127.0.0.1:{port}", log_path, time.monotonic())
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and its workers only
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture(scope="session")
-def label_studio(booting_server, pytestconfig) -> Server:
-    """The running server, once `GET /api/projects` answers 200 with the admin token."""
-    if booting_server is None:
-        reason = "no Label Studio server: set LABEL_STUDIO_BIN or put label-studio on PATH (bash .ci/install-label-studio.sh)"
-        with pytestconfig.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
-            print(f"\nskipping Label Studio tests: {reason}")  # once: the skip is cached for the session
-        pytest.skip(reason)
-    process, url = booting_server.process, booting_server.url
-    while not _answers(url):
-        waited = time.monotonic() - booting_server.started
-        if process.poll() is not None or waited > START_TIMEOUT_S:
-            why = f"exited with status {process.returncode}" if process.poll() is not None else f"did not answer in {START_TIMEOUT_S} s"
-            pytest.fail(f"Label Studio {why}; its log:\n{booting_server.log.read_text(errors='replace')[-5000:]}")
-        time.sleep(1)
-    return Server(url, TOKEN, round(time.monotonic() - booting_server.started, 1))
+@pytest.fixture(scope="module", autouse=True)
+def _boot_early(booting_server):
+    """Start the server with the module's first test, so that it boots while the tiny model trains."""
+    return booting_server
 
 
 @pytest.fixture

@@ -16,4 +16,5 @@ a fine-tuned encoder in a self-describing model folder.
     evaluate.py     strict IOB2 span metrics (seqeval)
     model_card.py   the README.md written into every model folder
     labelstudio.py  `eastwest ls`: the annotation loop against a Label Studio server
+    ml_backend.py   `eastwest serve-ls`: a Label Studio ML backend (pre-annotations, training from the UI)
 """
