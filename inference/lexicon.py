@@ -11,6 +11,12 @@ sometimes stop inside a word (遵义市安排 → 遵义市安) or start in one.
 - the gazetteer parses a REGION as a division or a chain of divisions (a village or community
   name may be left over). A REGION it cannot parse (沪遵, 罗霄山片区, 全县) is dropped unless the
   model is at least `keep_score` sure of it.
+
+The same segmentation can also be fed to the encoder (model.word_features): each character's
+token_type_id says where it sits in its word (begins, inside, ends, alone) and what the word is
+(a gazetteer place name, a word ending in an organisation head such as 医院 or 指挥部, anything
+else). BERT adds a type embedding at every position, so the model folder stays loadable by plain
+`transformers`; the Tagger computes the types itself.
 """
 from __future__ import annotations
 
@@ -32,6 +38,19 @@ _LOCAL_NAME = re.compile(r"[\u4e00-\u9fff]{2,14}(?:村|社区|居委会|嘎查|�
 _OLD_LEVEL = re.compile(r"(.{2,}?)(?:地区|县|区|市|旗|盟|州)$")
 
 
+# Word features (token_type_ids): type 0 stays what the pretrained encoder knows, for [CLS], [SEP]
+# and padding; 1 + position * 3 + kind for text. Changing the scheme means a new version: a model
+# folder records the version it was trained with, and the Tagger refuses one it does not know.
+WORD_FEATURES_VERSION = "jieba-gazetteer-v1"
+_POSITIONS = ("begin", "inside", "end", "single")
+_KINDS = ("other", "place", "org_head")
+WORD_FEATURE_TYPES = 1 + len(_POSITIONS) * len(_KINDS)
+# Last characters of organisation names (会宁县人民医院, 天津市对口支援甘肃指挥部, 帮扶工作队).
+_ORG_HEADS = ("医院", "日报", "局", "办", "办公室", "公司", "集团", "指挥部", "工作队", "工作组", "委员会", "委",
+              "厅", "部", "中心", "银行", "协会", "商会", "学校", "中学", "小学", "大学", "学院", "政府", "党委",
+              "电视台", "报社", "基金会", "合作社", "联合会", "妇联", "工商联", "院", "站", "所")
+
+
 @lru_cache(maxsize=1)
 def _segmenter():
     import logging
@@ -48,23 +67,50 @@ def _segmenter():
     return tokenizer
 
 
-def word_starts(text: str) -> np.ndarray:
-    """starts[i] is True where a word begins at character i (traditional script read as simplified)."""
+def segment(text: str) -> list[str]:
+    """jieba's words of `text` (traditional script read as simplified), gazetteer names kept whole;
+    they cover the text exactly, so their lengths give the character positions."""
     from .gazetteer import to_simplified
 
+    return list(_segmenter().cut(to_simplified(text), HMM=False))
+
+
+def word_starts(text: str, words: list[str] | None = None) -> np.ndarray:
+    """starts[i] is True where a word begins at character i; starts[len(text)] too."""
     starts = np.zeros(len(text) + 1, dtype=bool)
     starts[len(text)] = True
     position = 0
-    for word in _segmenter().cut(to_simplified(text), HMM=False):
+    for word in segment(text) if words is None else words:
         starts[position] = True
         position += len(word)
     return starts
 
 
-def token_mid_word(offsets, text: str) -> np.ndarray:
+def token_mid_word(offsets, text: str, words: list[str] | None = None) -> np.ndarray:
     """For each token: True when it starts inside a word (so an entity may not begin, nor end before it)."""
-    starts = word_starts(text)
+    starts = word_starts(text, words)
     return np.array([not starts[s] for s, _ in offsets], dtype=bool)
+
+
+def token_word_types(offsets, text: str, words: list[str] | None = None) -> list[int]:
+    """Each token's word-feature type (see WORD_FEATURES_VERSION), from its first character."""
+    char_types = np.zeros(len(text) + 1, dtype=np.int64)
+    places = _place_names()
+    position = 0
+    for word in segment(text) if words is None else words:
+        n = len(word)
+        kind = 1 if (word in places or _LOCAL_NAME.fullmatch(word)) else 2 if word.endswith(_ORG_HEADS) else 0
+        where = [3] if n == 1 else [0] + [1] * (n - 2) + [2]
+        char_types[position : position + n] = [1 + p * len(_KINDS) + kind for p in where]
+        position += n
+    return [int(char_types[s]) for s, _ in offsets]
+
+
+@lru_cache(maxsize=1)
+def _place_names() -> frozenset[str]:
+    from .gazetteer import surface_forms
+
+    return frozenset(name for name, _level in surface_forms())
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 
 Export: the folder's PyTorch model (eager attention, so the traced graph has no data-dependent
 branches) goes through torch's TorchScript exporter with dynamic batch and sequence axes; inputs
-`input_ids` and `attention_mask` (int64), output `logits`. The same inputs give byte-identical
+`input_ids` and `attention_mask` (int64), and `token_type_ids` for a model trained with word
+features (lexicon.py); output `logits`. The same inputs give byte-identical
 files on every run. Right after export the fp32 graph is run on padded batches of real tokens
 and its logits are compared with PyTorch's; the export fails if they differ by more than
 `FP32_TOLERANCE`. Then dynamic int8 quantisation (onnxruntime.quantization.quantize_dynamic):
@@ -78,7 +79,8 @@ def default_threads() -> int:
 
 class OnnxTokenClassifier:
     """Stands in for a transformers token classifier inside `Tagger`: `.config`, `.to()`, `.eval()`
-    and `model(input_ids=..., attention_mask=...).logits`, torch tensors in and out (CPU only)."""
+    and `model(input_ids=..., attention_mask=..., token_type_ids=...).logits`, torch tensors in and
+    out (CPU only)."""
 
     def __init__(self, path: str | Path, config, threads: int | None = None):
         ort = _onnxruntime()
@@ -102,9 +104,14 @@ class OnnxTokenClassifier:
     def eval(self) -> OnnxTokenClassifier:
         return self
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_) -> SimpleNamespace:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                 **_) -> SimpleNamespace:
         feeds = {"input_ids": input_ids.cpu().numpy().astype("int64", copy=False),
                  "attention_mask": attention_mask.cpu().numpy().astype("int64", copy=False)}
+        if token_type_ids is not None:
+            feeds["token_type_ids"] = token_type_ids.cpu().numpy().astype("int64", copy=False)
+        if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
+            raise OnnxError(f"{self.path} takes word features (token_type_ids) and none were given")
         (logits,) = self.session.run(["logits"], {k: v for k, v in feeds.items() if k in self.input_names})
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
@@ -129,29 +136,36 @@ def load_onnx_model(model_dir: Path, file_name: str = INT8_NAME, threads: int | 
 
 
 class _LogitsOnly(torch.nn.Module):
-    """The exported signature: (input_ids, attention_mask) → logits; no token_type_ids, no dicts."""
+    """The exported signature: (input_ids, attention_mask[, token_type_ids]) → logits, no dicts;
+    token_type_ids only for a model trained with word features (BERT's default of zeros otherwise)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
 
-def _sample_batch(tokenizer, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three rows of real tokens (full window, half, a few), right-padded like Tagger's batches."""
+def _sample_batch(tokenizer, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three rows of real tokens (full window, half, a few), right-padded like Tagger's batches,
+    with their word-feature types."""
+    from .lexicon import token_word_types
     from .windows import encode_text
 
-    ids, _ = encode_text(tokenizer, _SAMPLE * (window // len(_SAMPLE) + 1))
+    text = _SAMPLE * (window // len(_SAMPLE) + 1)
+    ids, offsets = encode_text(tokenizer, text)
+    word_types = token_word_types(offsets, text)
     pad = tokenizer.pad_token_id or 0
     lengths = [window - 2, max(1, (window - 2) // 2), min(5, window - 2)]
     input_ids = torch.full((len(lengths), window), pad, dtype=torch.long)
     attention = torch.zeros((len(lengths), window), dtype=torch.long)
+    types = torch.zeros((len(lengths), window), dtype=torch.long)
     for row, n in enumerate(lengths):
         input_ids[row, : n + 2] = torch.tensor([tokenizer.cls_token_id, *ids[:n], tokenizer.sep_token_id])
         attention[row, : n + 2] = 1
-    return input_ids, attention
+        types[row, 1 : n + 1] = torch.tensor(word_types[:n])
+    return input_ids, attention, types
 
 
 @dataclass
@@ -198,15 +212,17 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, opset:
     wrapped = _LogitsOnly(model).eval()  # eval on the wrapper too: the exporter restores its mode after
     trained = getattr(model.config, "eastwest", None) or {}
     window = min(int(trained.get("window", 128)), int(getattr(model.config, "max_position_embeddings", 512)))
-    input_ids, attention = _sample_batch(tokenizer, window)
+    input_ids, attention, types = _sample_batch(tokenizer, window)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if trained.get("word_features") else [])
+    sample = {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": types}
 
     dynamic = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
         torch.onnx.export(
-            wrapped, (input_ids, attention), str(fp32_path), dynamo=False, opset_version=opset,
-            input_names=["input_ids", "attention_mask"], output_names=["logits"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": dynamic},
+            wrapped, tuple(sample[n] for n in names), str(fp32_path), dynamo=False, opset_version=opset,
+            input_names=names, output_names=["logits"],
+            dynamic_axes={**{n: dynamic for n in names}, "logits": dynamic},
         )
     root = logging.getLogger()
     level = root.level
@@ -217,16 +233,16 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, opset:
         root.setLevel(level)
 
     # Check on the export batch and on a different shape (fewer rows, shorter): the axes are dynamic.
-    checks = [(input_ids, attention), (input_ids[1:, : window // 2 + 1], attention[1:, : window // 2 + 1])]
+    checks = [[sample[n] for n in names], [sample[n][1:, : window // 2 + 1] for n in names]]
     diffs = {"fp32": 0.0, "int8": 0.0}
     same = total = 0
     for name, path in (("fp32", fp32_path), ("int8", int8_path)):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        for ids, mask in checks:
+        for tensors in checks:
             with torch.no_grad():
-                expected = wrapped(ids, mask)
-            got = torch.from_numpy(session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0])
-            real = mask.bool()
+                expected = wrapped(*tensors)
+            got = torch.from_numpy(session.run(["logits"], {n: t.numpy() for n, t in zip(names, tensors)})[0])
+            real = tensors[1].bool()
             if got.shape != expected.shape:
                 raise OnnxError(f"{path}: logits of shape {tuple(got.shape)}, PyTorch gives {tuple(expected.shape)}")
             diffs[name] = max(diffs[name], float((got - expected)[real].abs().max()))

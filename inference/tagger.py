@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .bio import boundary_penalties, tags_to_spans, viterbi_decode_many
-from .lexicon import CONSTRAINED_LABELS, LexiconConstraint, token_mid_word
+from .lexicon import (CONSTRAINED_LABELS, WORD_FEATURES_VERSION, LexiconConstraint, segment, token_mid_word,
+                      token_word_types)
 from .schema import REPO_ROOT, Entity
 from .windows import encode_text, most_central_window, window_bounds
 
@@ -93,6 +94,7 @@ class _Window:
     doc: int
     token_start: int
     ids: list[int]
+    types: list[int] | None = None  # word-feature token_type_ids (lexicon.py), when the model takes them
     probs: np.ndarray | None = field(default=None, repr=False)  # (tokens, tags), special tokens stripped
 
 
@@ -113,6 +115,10 @@ class Tagger:
         if lexicon is _FROM_MODEL:
             lexicon = LexiconConstraint(**trained["lexicon"]) if trained.get("lexicon") else None
         self.lexicon = lexicon
+        self.word_features = trained.get("word_features")
+        if self.word_features not in (None, WORD_FEATURES_VERSION):
+            raise ModelFolderError(f"the model was trained with word features {self.word_features!r}; this version "
+                                   f"of eastwest computes {WORD_FEATURES_VERSION!r} only")
         self.id2label = {int(i): tag for i, tag in model.config.id2label.items()}
         self.tag_order = [self.id2label[i] for i in range(len(self.id2label))]
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -172,12 +178,16 @@ class Tagger:
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> list[TokenPredictions]:
         encoded = [encode_text(self.tokenizer, text) for text in texts]
+        constrained = self.decoding == "viterbi" and self.lexicon is not None
+        # one segmentation per text serves both the word features and the constrained decoding
+        words = [segment(text) for text in texts] if (constrained or self.word_features) else [None] * len(texts)
         windows: list[_Window] = []
         bounds_per_doc = []
-        for d, (ids, _) in enumerate(encoded):
+        for d, (ids, offsets) in enumerate(encoded):
             bounds = window_bounds(len(ids), self.window - 2, self.stride) if ids else []
             bounds_per_doc.append(bounds)
-            windows += [_Window(d, s, ids[s:e]) for s, e in bounds]
+            types = token_word_types(offsets, texts[d], words[d]) if self.word_features else None
+            windows += [_Window(d, s, ids[s:e], types[s:e] if types is not None else None) for s, e in bounds]
         self._run(windows, batch_size)
         by_doc: dict[int, list[_Window]] = {}
         for w in windows:  # still in window order within each document
@@ -195,8 +205,8 @@ class Tagger:
             starts = np.array([w.token_start for w in doc_windows], dtype=np.int64)
             doc_probs.append(stacked[choice, np.arange(len(ids)) - starts[choice]] if len(ids) else
                              np.zeros((0, width), dtype=np.float32))
-        if self.decoding == "viterbi" and self.lexicon is not None:
-            mid_word = [token_mid_word(offsets, text) for text, (_, offsets) in zip(texts, encoded)]
+        if constrained:
+            mid_word = [token_mid_word(offsets, text, w) for text, (_, offsets), w in zip(texts, encoded, words)]
             penalties = boundary_penalties(self.tag_order, CONSTRAINED_LABELS, self.lexicon.penalty)
             decoded = viterbi_decode_many(doc_probs, self.tag_order, mid_word, penalties)
         elif self.decoding == "viterbi":
@@ -215,11 +225,17 @@ class Tagger:
             width = len(batch[0].ids) + 2
             input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             attention = torch.zeros((len(batch), width), dtype=torch.long)
+            types = torch.zeros((len(batch), width), dtype=torch.long)
             for row, w in enumerate(batch):
                 n = len(w.ids) + 2
                 input_ids[row, :n] = torch.tensor([self.cls_id, *w.ids, self.sep_id])
                 attention[row, :n] = 1
-            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+                if w.types is not None:
+                    types[row, 1 : n - 1] = torch.tensor(w.types)
+            inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
+            if self.word_features:
+                inputs["token_type_ids"] = types.to(self.device)
+            logits = self.model(**inputs).logits
             probs = logits.float().softmax(-1).cpu().numpy()
             for row, w in enumerate(batch):
                 w.probs = probs[row, 1 : len(w.ids) + 1]

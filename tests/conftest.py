@@ -99,6 +99,22 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_word_features_model_dir(tmp_path_factory, tiny_base_dir):
+    """A tiny token classifier that takes word features (token_type_ids from inference/lexicon.py)."""
+    from training.config import load_config
+    from training.train import run_training
+
+    out = tmp_path_factory.mktemp("tiny-word-features") / "model"
+    config = load_config(None, [
+        f"model.base={tiny_base_dir}", "model.word_features=true", "train.epochs=2", "train.batch_size=16",
+        "train.learning_rate=0.005", f"output.dir={out}", "data.window=64", "data.stride=16",
+        "data.eval_documents=[002_ad6c2b88aab27273.txt, 003_3b8787922281874d.txt, 004_7d29d2d5cf896e98.txt]",
+    ])
+    run_training(config, progress=False)
+    return out
+
+
 # --- a real Label Studio server -----------------------------------------------------------------------
 
 TOKEN = "eastwest-test-token-0123456789"

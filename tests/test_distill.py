@@ -56,6 +56,8 @@ def test_student_trains_from_a_teacher_folder(tmp_path, tiny_base_dir, tiny_mode
         cross_validate(load_config(None, overrides), progress=False)
     with pytest.raises(TrainingError, match="not a model folder"):
         run_training(load_config(None, overrides[:-2] + [f"distill.teacher={tmp_path}"]), progress=False)
+    with pytest.raises(TrainingError, match="differ in model.word_features"):  # the teacher would see no word types
+        run_training(load_config(None, overrides + ["model.word_features=true"]), progress=False)
 
 
 def test_student_can_start_from_the_teachers_lower_layers(tmp_path, tiny_base_dir, tiny_model_dir, gold_tasks):

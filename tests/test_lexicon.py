@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from inference.bio import boundary_penalties, tags_to_spans, viterbi_decode_many
-from inference.lexicon import CONSTRAINED_LABELS, LexiconConstraint, is_place_name, token_mid_word, word_starts
+from inference.lexicon import (CONSTRAINED_LABELS, WORD_FEATURE_TYPES, LexiconConstraint, is_place_name, segment,
+                               token_mid_word, token_word_types, word_starts)
 from inference.schema import LABELS, Entity
 
 TAGS = list(LABELS.tags)
@@ -35,6 +36,20 @@ def test_word_starts_follow_words_and_gazetteer_names():
     assert starts[3] and not starts[4]  # 遵义市|安排
     assert starts[text.index("新建")] and not starts[text.index("节")]  # 毕节|新建
     assert starts[text.index("人民")] and not starts[text.index("東")]  # traditional script read as simplified
+
+
+def test_word_types_say_where_a_character_sits_and_what_its_word_is():
+    text = "黔東南州人民醫院，帮扶工作队来了"
+    words = segment(text)
+    assert "".join(words) == "黔东南州人民医院，帮扶工作队来了"  # simplified, same length, same order
+    types = token_word_types([(i, i + 1) for i in range(len(text))], text, words)
+    assert all(0 < t < WORD_FEATURE_TYPES for t in types)  # 0 is left to [CLS], [SEP] and padding
+    place, org, other = types[0:4], types[text.index("工作队"):text.index("来")], types[text.index("帮扶"):][:2]
+    assert place[0] != place[1] == place[2] != place[3]  # begin, inside, inside, end of one word
+    assert len({place[0], org[0], other[0]}) == 3  # a place name, an organisation head, another word
+    assert types[text.index("，")] != other[0] and types[text.index("了")] == types[text.index("，")]  # one-character words
+    # a token takes its first character's type; the same text gives the same types with or without words given
+    assert token_word_types([(0, 2), (2, 4)], text) == [types[0], types[2]]
 
 
 def test_boundary_penalty_moves_an_end_out_of_a_word_unless_the_model_is_sure():

@@ -136,3 +136,17 @@ def test_missing_int8_model_is_a_one_line_error(tiny_model_dir, tmp_path):
     assert len(lines) == 1 and INT8_NAME in lines[0] and "export-onnx" in lines[0], proc.stderr
     proc = _cli("export-onnx", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_word_features_model_exports_with_token_type_ids(tiny_word_features_model_dir, tmp_path, seed_texts):
+    import torch
+
+    folder = _copy_model(tiny_word_features_model_dir, tmp_path / "model")
+    assert export_onnx(folder).fp32_max_diff < 1e-3
+    torch_tagger = Tagger.load(folder, device="cpu")
+    fp32 = OnnxTokenClassifier(folder / FP32_NAME, torch_tagger.model.config)
+    assert "token_type_ids" in fp32.input_names
+    expected = _spans(torch_tagger, seed_texts[:2])
+    assert _spans(Tagger(fp32, torch_tagger.tokenizer, device="cpu"), seed_texts[:2]) == expected
+    with pytest.raises(OnnxError, match="takes word features"):  # never silently run without them
+        fp32(input_ids=torch.ones((1, 4), dtype=torch.long), attention_mask=torch.ones((1, 4), dtype=torch.long))

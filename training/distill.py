@@ -44,18 +44,23 @@ def load_teacher(path: str, num_tags: int):
 
 @torch.inference_mode()
 def add_teacher_logits(dataset, teacher, pad_id: int, batch_size: int = 32):
-    """The dataset with a column of the teacher's logits for each window (tokens × tags)."""
+    """The dataset with a column of the teacher's logits for each window (tokens × tags); the
+    windows' token_type_ids (word features) go to the teacher too when the dataset has them."""
     logits: list = []
     rows = dataset["input_ids"]
+    type_rows = dataset["token_type_ids"] if "token_type_ids" in dataset.column_names else None
     for i in range(0, len(rows), batch_size):
         batch = rows[i : i + batch_size]
         width = max(len(r) for r in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
+        types = torch.zeros((len(batch), width), dtype=torch.long)
         for j, r in enumerate(batch):
             ids[j, : len(r)] = torch.tensor(r)
             mask[j, : len(r)] = 1
-        out = teacher(input_ids=ids, attention_mask=mask).logits.float()
+            if type_rows is not None:
+                types[j, : len(r)] = torch.tensor(type_rows[i + j])
+        out = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float()
         logits += [out[j, : len(r)].tolist() for j, r in enumerate(batch)]
     return dataset.add_column(TEACHER_COLUMN, logits)
 

@@ -32,6 +32,10 @@ def model_card(config: Config, metrics: dict) -> str:
         "",
         "## Training",
         f"- base model: `{config.model.base}`" + (f", first {config.model.layers} layers" if config.model.layers else ""),
+        ("- word features: each character's place in its jieba word and the word's kind (gazetteer place, "
+         "organisation head, other) as `token_type_ids` (`inference/lexicon.py`); plain transformers loads the "
+         "folder, but only the `eastwest` Tagger feeds the types") if config.model.word_features else
+        "- word features: none (token_type_ids all 0)",
         f"- data: {', '.join(config.data.train)} ({len(metrics.get('train_documents', []))} documents)",
         f"- windows of {config.data.window} tokens, stride {config.data.stride} (tagging: {config.data.tagging_stride()}); "
         f"{config.train.epochs} epochs, "

@@ -34,7 +34,7 @@ from pathlib import Path
 from inference.schema import Entity
 
 from .annotations import AnnotatedDoc
-from .stages import cached_stage
+from .stages import cached_stage, word_features_key
 from .train import TrainingError
 
 MIN_CHARS = 20  # headlines and bylines carry little
@@ -139,6 +139,7 @@ def stage_key(config, base_path: str) -> dict:
         "base": str(base_path),
         "layers": config.model.layers,
         "random_init": config.model.random_init,
+        **word_features_key(config),
         "silver": config.to_dict()["silver"],
         "window": config.data.window,
         "stride": config.data.stride,

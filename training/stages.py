@@ -22,6 +22,14 @@ from .train import Prepared, fit
 CACHE_DIR = REPO_ROOT / "models" / "cache"
 
 
+def word_features_key(config) -> dict:
+    """The word-feature scheme, as part of a stage key; absent when off, so stages trained
+    before word features existed keep their cache folders."""
+    from inference.lexicon import WORD_FEATURES_VERSION
+
+    return {"word_features": WORD_FEATURES_VERSION} if config.model.word_features else {}
+
+
 def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, documents: Callable[[], list[AnnotatedDoc]],
                  epochs: float, progress: bool = True) -> str:
     """The folder of stage `name` trained from `base_path` on `documents()`: cached, or trained now."""

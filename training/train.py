@@ -85,6 +85,11 @@ def prepare(config: Config) -> Prepared:
     teacher = config.distill.teacher
     if teacher and not (resolve_path(teacher) / "config.json").is_file():
         raise TrainingError(f"distill.teacher {teacher}: not a model folder (no config.json)")
+    if teacher:  # the teacher is run on the student's windows, word features included or not
+        teacher_config = json.loads((resolve_path(teacher) / "config.json").read_text(encoding="utf-8"))
+        if bool((teacher_config.get("eastwest") or {}).get("word_features")) != config.model.word_features:
+            raise TrainingError(f"distill.teacher {teacher} and this config differ in model.word_features; "
+                                f"a student must use the same word features as its teacher")
     base_path = ensure_base_model(config.model.base)
     tokenizer = load_tokenizer(base_path)
     return Prepared(config, base_path, tokenizer, train_docs, eval_docs)
@@ -100,7 +105,7 @@ def training_documents(prepared: Prepared) -> list[AnnotatedDoc]:
     return docs
 
 
-def load_model(base_path: str, layers: int | None, random_init: bool = False):
+def load_model(base_path: str, layers: int | None, random_init: bool = False, word_features: bool = False):
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
@@ -113,10 +118,38 @@ def load_model(base_path: str, layers: int | None, random_init: bool = False):
     if layers:
         model_config.num_hidden_layers = min(layers, model_config.num_hidden_layers)
     if random_init:
-        return AutoModelForTokenClassification.from_config(model_config)
-    # fp32 master weights whatever the folder holds (the shipped models are saved in fp16); on GPUs
-    # the Trainer adds bf16 autocast
-    return AutoModelForTokenClassification.from_pretrained(base_path, config=model_config, dtype=torch.float32)
+        model = AutoModelForTokenClassification.from_config(model_config)
+    else:
+        # fp32 master weights whatever the folder holds (the shipped models are saved in fp16); on GPUs
+        # the Trainer adds bf16 autocast
+        model = AutoModelForTokenClassification.from_pretrained(base_path, config=model_config, dtype=torch.float32)
+    if word_features:
+        add_word_feature_types(model)
+    return model
+
+
+def add_word_feature_types(model) -> None:
+    """Enlarge the token-type embedding to the lexicon's word-feature types (inference/lexicon.py).
+
+    Every new row starts as a copy of type 0, the one the pretrained encoder was trained with, so
+    the model computes exactly what it did before; training moves the rows apart. A base that
+    already has the types (a cached stage trained with them) is left alone."""
+    import torch
+
+    from inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION
+
+    embeddings = getattr(getattr(model, model.base_model_prefix, None), "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        raise TrainingError(f"model.word_features needs a BERT-style encoder with token-type embeddings; "
+                            f"{type(model).__name__} has none")
+    if old.num_embeddings < WORD_FEATURE_TYPES:
+        new = torch.nn.Embedding(WORD_FEATURE_TYPES, old.embedding_dim, dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[0].expand_as(new.weight))
+        embeddings.token_type_embeddings = new
+        model.config.type_vocab_size = WORD_FEATURE_TYPES
+    model.config.eastwest = {**(getattr(model.config, "eastwest", None) or {}), "word_features": WORD_FEATURES_VERSION}
 
 
 def build_optimizer(model, train_cfg):
@@ -150,7 +183,8 @@ def fit(prepared: Prepared, progress: bool = True):
 
     cfg = prepared.config
     set_seed(cfg.train.seed)
-    dataset, report = build_dataset(training_documents(prepared), prepared.tokenizer, cfg.data.window, cfg.data.stride)
+    dataset, report = build_dataset(training_documents(prepared), prepared.tokenizer, cfg.data.window, cfg.data.stride,
+                                    cfg.model.word_features)
     print(f"training data: {report.summary()}", flush=True)
     for doc_id, m in report.misaligned[:10]:
         print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
@@ -165,7 +199,8 @@ def fit(prepared: Prepared, progress: bool = True):
         base_path = ensure_written_stage(prepared, base_path, progress)
     if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
         base_path = str(resolve_path(cfg.distill.teacher))
-    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not (cfg.silver.documents or cfg.written.exports))
+    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not (cfg.silver.documents or cfg.written.exports),
+                       cfg.model.word_features)
     train_dataset = dataset.remove_columns(["doc_id", "window_start"])
     trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
     if cfg.distill.teacher:  # the student learns the teacher's distributions too (training/distill.py)
@@ -225,9 +260,12 @@ def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metric
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lexicon = config.decoding.constraint()
+    from inference.lexicon import WORD_FEATURES_VERSION
+
     model.config.eastwest = {"window": config.data.window, "stride": config.data.tagging_stride(),
                              "train_stride": config.data.stride, "labels": list(LABELS.names),
-                             "lexicon": dataclasses.asdict(lexicon) if lexicon else None}
+                             "lexicon": dataclasses.asdict(lexicon) if lexicon else None,
+                             "word_features": WORD_FEATURES_VERSION if config.model.word_features else None}
     if config.output.fp16_weights:
         model = model.half()
     model.save_pretrained(tmp)

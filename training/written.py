@@ -12,7 +12,7 @@ import hashlib
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import resolve_path
-from .stages import cached_stage
+from .stages import cached_stage, word_features_key
 from .train import Prepared, TrainingError
 
 
@@ -34,6 +34,7 @@ def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = Tr
         "base": str(base_path),
         "layers": config.model.layers,
         "random_init": config.model.random_init,
+        **word_features_key(config),
         "exports": {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest() for p in config.written.exports},
         "epochs": config.written.epochs,
         "window": config.data.window,
