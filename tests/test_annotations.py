@@ -166,3 +166,17 @@ def test_validate_cli_accepts_gold_and_rejects_a_bad_export(tmp_path, tasks):
     bad.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "inference", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown label 'NOPE'" in proc.stderr
+
+
+def test_a_document_in_a_later_export_replaces_the_earlier_one(tmp_path, tasks):
+    first, second = tmp_path / "gold.json", tmp_path / "reannotated.json"
+    first.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    again = json.loads(json.dumps(tasks[1]))
+    again["annotations"][0]["result"] = again["annotations"][0]["result"][:3]
+    second.write_text(json.dumps([again], ensure_ascii=False), encoding="utf-8")
+    report = load_exports([first, second])
+    ids = [d.id for d in report.docs]
+    assert sorted(ids) == sorted({d.id for d in report.docs}) and len(ids) == len(tasks)  # never twice
+    replaced = next(d for d in report.docs if d.id == str(tasks[1]["data"]["source"]))
+    assert len(replaced.entities) == 3 and replaced.source == str(second)
+    assert report.replaced == [f"{replaced.id}: {first} → {second}"]

@@ -33,6 +33,7 @@ class LoadReport:
     errors: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # "<id>: <older file> → <newer file>"
 
     @property
     def ok(self) -> bool:
@@ -169,7 +170,11 @@ def _check_result(result, text, known, where, fix_whitespace, fixes):
 
 
 def load_exports(paths: Iterable[str | Path], fix_whitespace: bool = False) -> LoadReport:
-    """Read and validate several export files into one report (errors from all files are kept)."""
+    """Read and validate several export files into one report (errors from all files are kept).
+
+    A document id that comes again in a later file (the gold export, then a Label Studio export that
+    re-annotates one of its articles) is replaced by the later version: one text must never be both
+    trained on and held out."""
     report = LoadReport()
     for path in paths:
         try:
@@ -178,7 +183,9 @@ def load_exports(paths: Iterable[str | Path], fix_whitespace: bool = False) -> L
             report.errors.append(str(exc))
             continue
         part = validate_tasks(tasks, str(path), fix_whitespace)
-        report.docs += part.docs
+        newer = {d.id: d for d in part.docs}
+        report.replaced += [f"{d.id}: {d.source} → {newer[d.id].source}" for d in report.docs if d.id in newer]
+        report.docs = [d for d in report.docs if d.id not in newer] + part.docs
         report.errors += part.errors
         report.fixes += part.fixes
         report.unlabelled += part.unlabelled

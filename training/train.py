@@ -48,6 +48,8 @@ def load_gold(config: Config) -> list[AnnotatedDoc]:
         raise TrainingError(f"{len(report.errors)} annotation error(s); fix them or run `eastwest validate`:\n  {shown}")
     if not report.docs:
         raise TrainingError(f"no annotated tasks in {', '.join(map(str, paths))} ({len(report.unlabelled)} unlabelled tasks)")
+    for line in report.replaced:
+        print(f"annotation replaced by a later file: {line}", flush=True)
     return report.docs
 
 
