@@ -170,7 +170,13 @@ def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, ti
     held_out = ["002_ad6c2b88aab27273.txt", "004_7d29d2d5cf896e98.txt"]
     assert [f["held_out"] for f in report["folds"]] == held_out
     # the configured decoding, the lexicon switched the other way, greedy, int8, and both peers
-    assert set(report["mean"]) == {"model", "model_lexicon", "model_greedy", "model_int8", "rules", "lac"}
+    assert set(report["mean"]) == set(report["pooled"]) == {"model", "model_lexicon", "model_greedy", "model_int8",
+                                                             "rules", "lac"}
+    for name, pooled in report["pooled"].items():  # the held-out articles' spans counted together
+        for label, row in pooled.items():
+            assert [row[k] for k in ("tp", "fp", "fn")] == [sum(f[name][label][k] for f in report["folds"])
+                                                            for k in ("tp", "fp", "fn")]
+            assert row["support"] == report["mean"][name][label]["support"] == row["tp"] + row["fn"]
     for doc_id in held_out:  # each fold's model is kept, knows what it was not trained on, and has its int8 export
         fold_dir = tmp_path / "model.folds" / doc_id
         assert json.loads((fold_dir / "metrics.json").read_text())["eval_documents"] == [doc_id]
@@ -246,3 +252,25 @@ def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_pat
     (out / "config.json").write_text(json.dumps(saved), encoding="utf-8")
     with pytest.raises(ModelFolderError, match="word features 'some-future-scheme'"):
         Tagger.load(out, device="cpu")
+
+
+def test_pooled_scores_count_every_span_once_and_skip_nothing():
+    from training.evaluate import pooled_metrics, span_metrics
+
+    text_a, text_b = "会宁县投入100万元", "帮扶30人"
+    gold_a = [Entity(0, 3, "REGION", "会宁县"), Entity(5, 10, "MONEY", "100万元")]
+    gold_b = [Entity(2, 5, "PEOPLE_COUNT", "30人")]
+    a = span_metrics([text_a], [gold_a], [[gold_a[0], Entity(4, 10, "MONEY", "入100万元")]])
+    b = span_metrics([text_b], [gold_b], [gold_b])
+    assert (a["MONEY"]["tp"], a["MONEY"]["fp"], a["MONEY"]["fn"]) == (0, 1, 1)
+    assert b["REGION"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "tp": 0, "fp": 0, "fn": 0}
+    pooled = pooled_metrics([a, b])
+    assert pooled["micro"]["tp"] == 2 and pooled["micro"]["f1"] == round(4 / 6, 4)
+    assert pooled["REGION"]["f1"] == 1.0  # b has no REGION: it neither helps nor hurts
+    assert pooled == span_metrics([text_a, text_b], [gold_a, gold_b],
+                                  [[gold_a[0], Entity(4, 10, "MONEY", "入100万元")], gold_b])
+    from training.cv import _mean
+
+    mean = _mean([a, b])
+    assert mean["REGION"]["folds"] == 1 and mean["REGION"]["f1"] == 1.0  # b's missing REGION is no score, not 0
+    assert mean["micro"]["folds"] == 2 and mean["micro"]["f1"] == round((a["micro"]["f1"] + 1.0) / 2, 4)

@@ -60,23 +60,26 @@ def model_card(config: Config, metrics: dict) -> str:
     ]
     cv = metrics.get("cross_validation")
     if cv:
+        # reports before pooling existed have only the mean over folds
+        how, scores = ("spans of every held-out article counted together", cv["pooled"]) if "pooled" in cv else \
+            ("mean over folds", cv["mean"])
         parts += [
-            f"Leave-one-article-out cross-validation over {len(cv['folds'])} articles (strict span match, mean over folds):",
+            f"Leave-one-article-out cross-validation over {len(cv['folds'])} articles (strict span match, {how}):",
             "",
-            _table(cv["mean"]["model"]),
+            _table(scores["model"]),
             "",
         ]
         variants = {"model_greedy": "greedy argmax decoding instead of Viterbi",
                     "model_no_lexicon": "Viterbi without the lexicon constraint",
                     "model_lexicon": "the lexicon constraint added to Viterbi",
                     "model_int8": "the int8 ONNX export (`--backend onnx`)"}
-        parts += [f"- micro F1 with {what}: {cv['mean'][name]['micro']['f1']:.3f}" for name, what in variants.items()
-                  if name in cv["mean"]]
-        parts += [""] if any(name in cv["mean"] for name in variants) else []
+        parts += [f"- micro F1 with {what}: {scores[name]['micro']['f1']:.3f}" for name, what in variants.items()
+                  if name in scores]
+        parts += [""] if any(name in scores for name in variants) else []
         for peer, what in (("rules", "The regex + gazetteer rule baseline (`inference/rules.py`)"),
                            ("lac", "Baidu LAC, its word classes mapped onto the labels (`training/peers.py`)")):
-            if peer in cv["mean"]:
-                parts += [f"{what} on the same folds:", "", _table(cv["mean"][peer]), ""]
+            if peer in scores:
+                parts += [f"{what} on the same folds:", "", _table(scores[peer]), ""]
     if "eval" in metrics:
         parts += [f"Held-out documents {', '.join(metrics['eval_documents'])}:", "", _table(metrics["eval"]), ""]
     if not cv and "eval" not in metrics:
