@@ -15,7 +15,10 @@ sometimes stop inside a word (遵义市安排 → 遵义市安) or start in one.
 The same segmentation can also be fed to the encoder (model.word_features): each character's
 token_type_id says where it sits in its word (begins, inside, ends, alone) and what the word is
 (a gazetteer place name, a word ending in an organisation head such as 医院 or 指挥部, anything
-else). BERT adds a type embedding at every position, so the model folder stays loadable by plain
+else). Characters inside a money, count or date pattern of the rule tagger (rules.py) take the
+pattern's span and label instead: the regex knows numerals and classifiers exactly, the model
+learns from the annotations when to believe it (一名 is not a count; 百名企业家 is a slogan). BERT
+adds a type embedding at every position, so the model folder stays loadable by plain
 `transformers`; the Tagger computes the types itself.
 """
 from __future__ import annotations
@@ -41,9 +44,10 @@ _OLD_LEVEL = re.compile(r"(.{2,}?)(?:地区|县|区|市|旗|盟|州)$")
 # Word features (token_type_ids): type 0 stays what the pretrained encoder knows, for [CLS], [SEP]
 # and padding; 1 + position * 3 + kind for text. Changing the scheme means a new version: a model
 # folder records the version it was trained with, and the Tagger refuses one it does not know.
-WORD_FEATURES_VERSION = "jieba-gazetteer-v1"
+WORD_FEATURES_VERSION = "jieba-gazetteer-rules-v2"
 _POSITIONS = ("begin", "inside", "end", "single")
-_KINDS = ("other", "place", "org_head")
+_RULE_LABELS = ("MONEY", "PEOPLE_COUNT", "PROJECT_COUNT", "DATE")
+_KINDS = ("other", "place", "org_head", *_RULE_LABELS)
 WORD_FEATURE_TYPES = 1 + len(_POSITIONS) * len(_KINDS)
 # Last characters of organisation names (会宁县人民医院, 天津市对口支援甘肃指挥部, 帮扶工作队).
 _ORG_HEADS = ("医院", "日报", "局", "办", "办公室", "公司", "集团", "指挥部", "工作队", "工作组", "委员会", "委",
@@ -96,14 +100,27 @@ def token_word_types(offsets, text: str, words: list[str] | None = None) -> list
     """Each token's word-feature type (see WORD_FEATURES_VERSION), from its first character."""
     char_types = np.zeros(len(text) + 1, dtype=np.int64)
     places = _place_names()
+
+    def mark(start: int, n: int, kind: int) -> None:
+        where = [3] if n == 1 else [0] + [1] * (n - 2) + [2]
+        char_types[start : start + n] = [1 + p * len(_KINDS) + kind for p in where]
+
     position = 0
     for word in segment(text) if words is None else words:
-        n = len(word)
-        kind = 1 if (word in places or _LOCAL_NAME.fullmatch(word)) else 2 if word.endswith(_ORG_HEADS) else 0
-        where = [3] if n == 1 else [0] + [1] * (n - 2) + [2]
-        char_types[position : position + n] = [1 + p * len(_KINDS) + kind for p in where]
-        position += n
+        mark(position, len(word), 1 if (word in places or _LOCAL_NAME.fullmatch(word)) else
+             2 if word.endswith(_ORG_HEADS) else 0)
+        position += len(word)
+    for entity in _rule_tagger().tag(text):
+        if entity.label in _RULE_LABELS:
+            mark(entity.start, entity.end - entity.start, _KINDS.index(entity.label))
     return [int(char_types[s]) for s, _ in offsets]
+
+
+@lru_cache(maxsize=1)
+def _rule_tagger():
+    from .rules import RuleTagger
+
+    return RuleTagger()
 
 
 @lru_cache(maxsize=1)

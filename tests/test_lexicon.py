@@ -52,6 +52,14 @@ def test_word_types_say_where_a_character_sits_and_what_its_word_is():
     assert token_word_types([(0, 2), (2, 4)], text) == [types[0], types[2]]
 
 
+def test_rule_patterns_override_words_with_their_own_span_and_label():
+    text = "投入3.3亿元，帮扶2086人，新建项目12个"
+    types = token_word_types([(i, i + 1) for i in range(len(text))], text)
+    money, people, projects = (types[text.index(s):text.index(s) + len(s)] for s in ("3.3亿元", "2086人", "12个"))
+    assert money[0] != money[1] == money[2] == money[3] != money[4]  # one span: begin, inside …, end
+    assert len({money[0], people[0], projects[0], types[0]}) == 4  # MONEY, PEOPLE_COUNT, PROJECT_COUNT, a word
+
+
 def test_boundary_penalty_moves_an_end_out_of_a_word_unless_the_model_is_sure():
     text = "遵义市安排资金"
     run_on = {0: "B-REGION", 1: "I-REGION", 2: "I-REGION", 3: "I-REGION"}  # 遵义市安: ends inside 安排
