@@ -1,4 +1,4 @@
-"""CPU throughput and agreement: transformers pipeline vs Tagger (torch; Viterbi and greedy) vs Tagger (onnx int8).
+"""CPU throughput and agreement: transformers pipeline vs Tagger (torch; Viterbi, greedy, bf16) vs Tagger (onnx int8).
 
     python benchmarks/bench_cpu.py MODEL_DIR [--docs 20] [--repeats 3] [--sweep-threads]
 
@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     # The pipeline decodes greedily (argmax per token); the Tagger's default is Viterbi. The same
     # model with greedy decoding shows the agreement that comes from windows and batching alone.
     systems["tagger torch greedy"] = Tagger(tagger.model, tagger.tokenizer, device="cpu", decoding="greedy")
+    # bf16 autocast, where the CPU does bf16 natively (what precision="auto" picks there)
+    systems["tagger torch bf16"] = Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="bf16")
     if not args.no_pipeline:
         with PeakRSS() as peak:
             systems["pipeline"] = build_pipeline(args.model_dir, tagger.window, tagger.stride)

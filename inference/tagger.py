@@ -29,6 +29,10 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # viterbi: the most probable valid IOB2 sequence (bio.viterbi_decode); greedy: per-token argmax,
 # invalid sequences repaired by tags_to_spans. Viterbi is the default: see README, decoding.
 DECODINGS = ("viterbi", "greedy")
+# The encoder's arithmetic: fp32, or bf16 under autocast (matrix products in bf16, normalisation and
+# softmax in fp32). "auto" picks bf16 where the hardware does it natively — a CUDA GPU that supports
+# it, a CPU with AVX-512 BF16 or AMX — and fp32 elsewhere.
+PRECISIONS = ("auto", "fp32", "bf16")
 _FROM_MODEL = object()  # lexicon=: whatever the model folder's config says
 
 
@@ -78,6 +82,26 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def pick_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and _cpu_has_bf16() else "fp32"
+
+
+def _cpu_has_bf16() -> bool:
+    """AVX-512 BF16 or AMX in the CPU flags (Linux; elsewhere unknown, so no)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass
 class TokenPredictions:
     """What the model said about each token of one text (offsets into the text, tag, max prob,
@@ -100,11 +124,13 @@ class _Window:
 
 class Tagger:
     def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None,
-                 decoding: str = "viterbi", lexicon: LexiconConstraint | None = _FROM_MODEL):
+                 decoding: str = "viterbi", lexicon: LexiconConstraint | None = _FROM_MODEL, precision: str = "fp32"):
         if decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {decoding!r}: use {' or '.join(DECODINGS)}")
         self.decoding = decoding
         self.device = pick_device(device)
+        # an ONNX model brings its own arithmetic (int8); autocast only applies to torch modules
+        self.precision = pick_precision(precision, self.device) if isinstance(model, torch.nn.Module) else "fp32"
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         trained = getattr(model.config, "eastwest", None) or {}
@@ -235,7 +261,8 @@ class Tagger:
             inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
             if self.word_features:
                 inputs["token_type_ids"] = types.to(self.device)
-            logits = self.model(**inputs).logits
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                logits = self.model(**inputs).logits
             probs = logits.float().softmax(-1).cpu().numpy()
             for row, w in enumerate(batch):
                 w.probs = probs[row, 1 : len(w.ids) + 1]

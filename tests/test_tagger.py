@@ -82,6 +82,23 @@ def test_tag_none_is_a_clear_type_error(tagger):
         tagger.tag(None)
 
 
+def test_bf16_precision_runs_the_encoder_in_bf16_and_agrees_with_fp32(tagger):
+    import torch
+
+    from inference.tagger import pick_precision
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))[:2]]
+    fp32 = [tokens for _, tokens in tagger.predict_tokens(texts)]
+    bf16 = [tokens for _, tokens in Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="bf16").predict_tokens(texts)]
+    same = sum(x == y for a, b in zip(fp32, bf16) for x, y in zip(a.tags, b.tags))
+    assert same / sum(len(a.tags) for a in fp32) >= 0.97  # bf16 rounding flips only near-ties
+    assert any(not torch.equal(a.probs, b.probs) for a, b in zip(fp32, bf16))  # and it did run in bf16
+    assert pick_precision("fp32", torch.device("cpu")) == "fp32"
+    assert pick_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="fp16")
+
+
 def test_model_folder_missing_files_is_named(tmp_path, tiny_model_dir):
     folder = tmp_path / "broken"
     folder.mkdir()
