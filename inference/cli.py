@@ -162,6 +162,16 @@ def cmd_serve_ls(args) -> int:
     return 0
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -238,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs $EASTWEST_LS_SECRET)")
-    p.add_argument("--port", type=int, default=9090, help="port (default 9090)")
+    p.add_argument("--port", type=_port, default=9090, help="port, 1-65535 (default 9090)")
     p.add_argument("--config", help="training config for Start Training (default: configs/default.yaml); the "
                    "project's annotations are added to its data.train")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of that config, e.g. train.epochs=3")
@@ -246,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a new model is compared with the current one before it is swapped in: the held-out "
                         "documents of data.eval_documents, or leave-one-article-out (default auto: holdout when "
                         "the config holds documents out, else loao)")
-    p.add_argument("--work-dir", help="where exports and trained models go (default: models/ls-backend)")
+    p.add_argument("--work-dir", help="where exports and trained models go (default: models/ls-backend; a relative "
+                   "path is taken from the current folder)")
     p.add_argument("--train-after", type=int, default=0, metavar="N",
                    help="also start a training after N annotation events from Label Studio (default 0: only on Start Training)")
     p.set_defaults(func=cmd_serve_ls)

@@ -154,8 +154,8 @@ class Booting:
 @pytest.fixture(scope="session")
 def booting_server(tmp_path_factory):
     """Start the server (if there is one) without waiting for it, so that it boots while the
-    tiny model trains; `label_studio` waits. The Label Studio test modules request it from an
-    autouse fixture, so their first test starts it."""
+    tiny model trains; `label_studio` waits. `_boot_label_studio_early` requests it for every
+    `labelstudio`-marked test, so the first such test starts it."""
     binary = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
     if not binary:
         yield None
@@ -191,6 +191,14 @@ def booting_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(autouse=True)
+def _boot_label_studio_early(request):
+    """A `labelstudio`-marked test starts the server first thing (its function-scoped fixtures
+    then build while it boots); no other test starts it or has it among its fixtures."""
+    if request.node.get_closest_marker("labelstudio"):
+        request.getfixturevalue("booting_server")
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,6 @@ from .conftest import SEEDS, TOKEN, Server, _free_port
 pytestmark = pytest.mark.labelstudio
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _boot_early(booting_server):
-    """Start the server with the module's first test, so that it boots while the tiny model trains."""
-    return booting_server
-
-
 @pytest.fixture
 def ls_env(monkeypatch, label_studio) -> Server:
     monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,12 +23,14 @@ import pytest
 
 from inference.schema import LABELS
 from training.labelstudio import model_version, predict_texts
-from training.ml_backend import BackendError, RequestError, build_backend, check_address, loao_scores
+from training.ls_training import holdout_scores, loao_scores
+from training.ml_backend import BackendError, build_backend, check_address
 
 from .conftest import GOLD, REPO, SEEDS, _free_port
 
 HELD_OUT = "002_ad6c2b88aab27273.txt"
 SECRET = "eastwest-shared-secret-for-tests"
+BASE_URL = "http://127.0.0.1:9090"  # build_backend's default address: the Host header must name it
 
 
 def tiny_recipe(base_dir, *extra: str) -> list[str]:
@@ -42,12 +46,6 @@ def blank_config(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text("# the defaults of training/config.py\n", encoding="utf-8")
     return str(path)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _boot_early(booting_server):
-    """Start Label Studio with this module's first test, so that it boots while tiny models train."""
-    return booting_server
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def app_client(tiny_model_dir, tiny_base_dir, blank_config, tmp_path_factory):
 
     app, slot, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "auto",
                                     tmp_path_factory.mktemp("work"))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
         yield client, slot, jobs
 
 
@@ -76,33 +74,57 @@ def seed_texts() -> list[str]:
     return [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))]
 
 
+def spans_of(result: dict) -> list[tuple]:
+    return [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result["result"]]
+
+
 # --- the protocol, in-process ---------------------------------------------------------------------------
 
-def test_setup_and_predict(app_client, tiny_model_dir):
+def test_in_process_tests_do_not_boot_label_studio(request):
+    assert "booting_server" not in request.fixturenames and "label_studio" not in request.fixturenames
+
+
+def test_setup_and_predict(app_client, tiny_model_dir, monkeypatch):
     from inference.tagger import Tagger
 
     client, slot, jobs = app_client
     version = model_version(tiny_model_dir)
-    answer = client.post("/setup", json={"project": "7.1718000000", "schema": LABELS.label_config_xml(),
-                                         "hostname": "http://localhost:8080", "access_token": "abc", "extra_params": None})
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    setup = {"project": "7.1718000000", "schema": LABELS.label_config_xml(), "hostname": "http://localhost:8080",
+             "access_token": "abc", "extra_params": None}
+    answer = client.post("/setup", json=setup)
     assert answer.status_code == 200 and answer.json() == {"model_version": version}
+    # no secret: the address and token /setup names are not trusted for exports …
+    assert 7 not in jobs.connections
+    # … unless the address is $LABEL_STUDIO_URL (loopback names alike)
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:8080/")
+    assert client.post("/setup", json=setup).status_code == 200
     assert jobs.connections[7] == ("http://localhost:8080", "abc")
+    assert client.post("/setup", json={**setup, "project": "8.1", "hostname": "http://attacker.example:8080"}).status_code == 200
+    assert 8 not in jobs.connections
 
-    texts = seed_texts()[:2] + [""]
+    texts = seed_texts()[:2] + ["", "𠀀𠀀" + seed_texts()[0][:200]]
     tasks = [{"id": 10 + i, "data": {"text": text}, "project": 7} for i, text in enumerate(texts)]
     answer = client.post("/predict", json={"tasks": tasks, "label_config": LABELS.label_config_xml(), "project": "7.1718000000",
                                            "params": {"context": None}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["model_version"] == version and len(body["results"]) == 3
+    assert body["model_version"] == version and len(body["results"]) == 4
     expected = predict_texts(Tagger.load(tiny_model_dir, device="cpu"), texts)
     for text, result, prediction in zip(texts, body["results"], expected):
         assert result["model_version"] == version and result["score"] == prediction.score
-        spans = [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result["result"]]
-        assert spans == [(e.start, e.end, e.label) for e in prediction.entities]
+        assert spans_of(result) == [(e.start, e.end, e.label) for e in prediction.entities]
         for item in result["result"]:
             assert (item["from_name"], item["to_name"], item["type"]) == ("label", "text", "labels")
+            # Python string indices (code points), as Label Studio 1.23 stores them: after the two
+            # astral characters of the last text, UTF-16 offsets would be 2 more
             assert text[item["value"]["start"]:item["value"]["end"]] == item["value"]["text"]
+    astral = body["results"][3]["result"]
+    assert astral and all(r["value"]["start"] >= 2 for r in astral)
+    utf16 = texts[3].encode("utf-16-le")
+    for item in astral:  # not UTF-16 code units, which would be shifted by 2
+        start, end = item["value"]["start"], item["value"]["end"]
+        assert utf16[2 * start:2 * end].decode("utf-16-le", errors="replace") != item["value"]["text"]
     assert any(result["result"] for result in body["results"])  # the tiny model finds something
 
     health = client.get("/health").json()
@@ -111,34 +133,88 @@ def test_setup_and_predict(app_client, tiny_model_dir):
     assert client.get("/versions").json() == {"versions": [version]}
 
 
-def test_bad_tasks_and_configs_are_named_and_the_server_goes_on(app_client):
+def test_bad_tasks_are_skipped_named_and_logged(app_client, capsys):
+    client, _, _ = app_client
+    config = LABELS.label_config_xml()
+    text = seed_texts()[0]
+    tasks = [{"id": 1, "data": {"text": text}}, {"id": 2, "data": {"body": text}}, {"id": 3, "data": {"text": 42}},
+             {"id": 4}, {"id": 5, "data": {"text": text[:100]}}]
+    capsys.readouterr()
+    answer = client.post("/predict", json={"tasks": tasks, "label_config": config, "project": "7.1"})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert len(results) == 5 and results[1] == results[2] == results[3] == []  # Label Studio stores nothing for []
+    assert results[0]["result"] and results[4]["model_version"] == answer.json()["model_version"]
+    logged = capsys.readouterr().err.splitlines()
+    for problem in ("task 2: data.text is missing", "task 3: data.text is a number, not a string",
+                    "task 4: not a task object with a 'data' field"):
+        (line,) = [line for line in logged if problem in line]
+        assert line.startswith("eastwest serve-ls: /predict project 7: ")
+    # every task bad: 422, with every reason, in one line and on stderr
+    answer = client.post("/predict", json={"tasks": tasks[1:4], "project": "7.1"})
+    assert answer.status_code == 422 and [p.split(":")[0] for p in answer.json()["error"].split("; ")] == ["task 2", "task 3", "task 4"]
+    assert len(answer.json()["error"].splitlines()) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "HTTP 422" in line]
+    assert line.startswith("eastwest serve-ls: POST /predict project 7: HTTP 422: task 2: data.text is missing")
+
+
+def test_bad_requests_and_configs_are_named_logged_and_the_server_goes_on(app_client, capsys):
     client, _, _ = app_client
     config = LABELS.label_config_xml()
     text = seed_texts()[0]
     cases = [
-        ({"tasks": [{"id": 1, "data": {"text": text}}, {"id": 2, "data": {"body": text}}], "label_config": config},
-         422, "task 2: data.text is missing"),
-        ({"tasks": [{"id": 3, "data": {"text": 42}}], "label_config": config}, 422, "task 3: data.text is a int, not a string"),
-        ({"tasks": [{"id": 4}]}, 422, "task 4: not a task object with a 'data' field"),
         ({"tasks": []}, 400, "'tasks' must be a non-empty list"),
         ({"tasks": [{"id": 5, "data": {"text": text}}], "label_config": config.replace('value="ORG"', 'value="PERSON"')},
          422, "does not fit this label set: its labels differ from labels.yaml: missing ['ORG'], extra ['PERSON']"),
         ({"tasks": [{"id": 6, "data": {"text": text}}], "label_config": "<View><Text"}, 422, "not valid XML"),
     ]
     for request, status, message in cases:
+        capsys.readouterr()
         answer = client.post("/predict", json=request)
         assert answer.status_code == status and message in answer.json()["error"], (request, answer.text)
         assert len(answer.json()["error"].splitlines()) == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"eastwest serve-ls: POST /predict") and f"HTTP {status}: " in line and message in line
     answer = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
     assert answer.status_code == 400 and answer.json() == {"error": "the request body is not JSON"}
     answer = client.post("/setup", json={"project": "9.1", "schema": config.replace("$text", "$body")})
     assert answer.status_code == 422 and 'no <Text name="text" value="$text"/>' in answer.json()["error"]
+    assert "POST /setup project 9: HTTP 422" in capsys.readouterr().err
     answer = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 9, "label_config": "<View/>"}})
+    assert answer.status_code == 422 and "does not fit" in answer.json()["error"]
+    answer = client.post("/train", json={"project": "9.1", "label_config": "<View/>", "annotations": []})
     assert answer.status_code == 422 and "does not fit" in answer.json()["error"]
     # and it still serves
     answer = client.post("/predict", json={"tasks": [{"id": 8, "data": {"text": text}}], "label_config": config})
     assert answer.status_code == 200 and len(answer.json()["results"]) == 1
     assert client.get("/health").json()["training"]["jobs"] == 0
+
+
+def test_cross_site_requests_are_refused(app_client, capsys):
+    """A web page can POST text/plain to 127.0.0.1 without asking, and reach it under its own
+    hostname by DNS rebinding: neither gets past the guard."""
+    from starlette.testclient import TestClient
+
+    client, _, jobs = app_client
+    body = json.dumps({"action": "START_TRAINING", "project": {"id": 5}})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"content-type": content_type} if content_type else {}
+        answer = client.post("/webhook", content=body.encode(), headers=headers)
+        assert answer.status_code == 415 and "application/json" in answer.json()["error"], content_type
+    assert "POST /webhook: HTTP 415" in capsys.readouterr().err
+    answer = client.post("/webhook", content=body.encode(), headers={"content-type": "application/json; charset=utf-8"})
+    assert answer.status_code != 415
+    jobs.wait(60)
+    app = client.app
+    for base in ("http://attacker.example:9090", "http://127.0.0.1:9091", "http://localhost", "http://127.0.0.1.nip.io:9090"):
+        with TestClient(app, base_url=base) as other:
+            answer = other.get("/health")
+            assert answer.status_code == 400 and "answers only to" in answer.json()["error"], base
+            assert other.post("/setup", json={"project": "5.1", "hostname": "http://attacker.example", "access_token": "x"}).status_code == 400
+    for base in ("http://localhost:9090", "http://[::1]:9090", "http://127.0.0.1:9090"):
+        with TestClient(app, base_url=base) as same:
+            assert same.get("/health").status_code == 200, base
+    assert 5 not in jobs.connections
 
 
 def test_webhook_events(app_client):
@@ -154,8 +230,8 @@ def test_webhook_events(app_client):
 def test_shared_secret(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
     from starlette.testclient import TestClient
 
-    app, _, _ = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path, secret=SECRET)
-    client = TestClient(app)
+    app, _, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path, secret=SECRET)
+    client = TestClient(app, base_url=BASE_URL)
     basic = "Basic " + base64.b64encode(f"anyone:{SECRET}".encode()).decode()
     wrong = "Basic " + base64.b64encode(b"anyone:guess").decode()
     for path, method in (("/health", "GET"), ("/predict", "POST"), ("/setup", "POST"), ("/webhook", "POST"), ("/nowhere", "GET")):
@@ -165,9 +241,33 @@ def test_shared_secret(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
             assert answer.headers["www-authenticate"].startswith("Basic")
     assert client.get("/health", headers={"Authorization": basic}).status_code == 200
     assert client.get("/health", headers={"Authorization": f"Bearer {SECRET}"}).status_code == 200
+    # with the secret, /setup's address is trusted: only Label Studio knows the secret
+    answer = client.post("/setup", json={"project": "4.1", "hostname": "http://ls.example:8080", "access_token": "t"},
+                         headers={"Authorization": basic})
+    assert answer.status_code == 200 and jobs.connections[4] == ("http://ls.example:8080", "t")
+
+
+def test_a_non_ascii_secret_as_http_clients_send_it(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
+    """httpx and requests encode a Basic Auth password as Latin-1 when they can, else as UTF-8."""
+    from starlette.testclient import TestClient
+
+    for secret in ("pässwörd-für-tests", "密钥-for-tests"):
+        app, _, _ = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path, secret=secret)
+        client = TestClient(app, base_url=BASE_URL)
+        for encoding in ("latin-1", "utf-8"):
+            try:
+                raw = b"eastwest:" + secret.encode(encoding)
+            except UnicodeEncodeError:
+                continue
+            headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+            assert client.get("/health", headers=headers).status_code == 200, (secret, encoding)
+        assert client.get("/health", auth=("eastwest", secret)).status_code == 200
+        assert client.get("/health", auth=("eastwest", secret[:-1])).status_code == 401
 
 
 def test_setup_problems_are_one_line(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
+    from inference.cli import main
+
     with pytest.raises(BackendError, match="would let other machines use the model"):
         check_address("0.0.0.0", _free_port(), None)
     check_address("127.0.0.1", _free_port(), None)
@@ -178,6 +278,10 @@ def test_setup_problems_are_one_line(tiny_model_dir, tiny_base_dir, blank_config
         taken.listen()
         with pytest.raises(BackendError, match=f"cannot listen on 127.0.0.1:{taken.getsockname()[1]}"):
             check_address("127.0.0.1", taken.getsockname()[1], None)
+    for port in ("0", "65536", "http"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve-ls", "--port", port])
+        assert exit_.value.code == 2
     with pytest.raises(BackendError, match="data.eval_documents is empty"):
         build_backend(tiny_model_dir, blank_config, [f"model.base={tiny_base_dir}"], "holdout", tmp_path)
     with pytest.raises(BackendError, match="unknown key"):
@@ -188,24 +292,111 @@ def test_setup_problems_are_one_line(tiny_model_dir, tiny_base_dir, blank_config
         build_backend(tmp_path / "none", None, [], "auto", tmp_path)
 
 
-def test_leave_one_article_out_compares_recipes_on_the_same_folds(tiny_base_dir, gold_tasks, tmp_path):
+def test_a_relative_work_dir_is_made_absolute(tiny_model_dir, tiny_base_dir, blank_config, tmp_path, monkeypatch):
+    """The export is named in data.train, which training resolves against the repository, not the cwd."""
+    monkeypatch.chdir(tmp_path)
+    _, _, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", "ls-work")
+    assert jobs.work_dir == tmp_path / "ls-work" and jobs.work_dir.is_absolute()
+
+
+def test_the_export_is_validated_with_the_configs_fix_whitespace(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
+    from training.ml_backend import RequestError
+
+    label = LABELS.names[0]
+    value = {"start": 2, "end": 5, "text": " 北京", "labels": [label]}  # a space at the span's start
+    task = {"id": 1, "data": {"text": "我在 北京工作。"},
+            "annotations": [{"id": 1, "result": [{"from_name": "label", "to_name": "text", "type": "labels", "value": value}]}]}
+    _, _, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path)
+    with pytest.raises(RequestError, match="annotation errors, nothing trained"):
+        jobs.validated([task], 1)
+    _, _, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir, "data.fix_whitespace=true"), "holdout",
+                               tmp_path)
+    (doc,) = jobs.validated([task], 1).docs
+    assert [(e.start, e.end, e.label) for e in doc.entities] == [(3, 5, label)]
+
+
+@pytest.fixture(scope="module")
+def all_docs_model_dir(tmp_path_factory, tiny_base_dir):
+    """The tiny recipe trained on all five gold documents (like models/default): HELD_OUT included."""
+    from training.config import load_config
+    from training.train import run_training
+
+    out = tmp_path_factory.mktemp("all-docs") / "all"
+    run_training(load_config(None, tiny_recipe(tiny_base_dir, "data.eval_documents=[]", "train.epochs=2",
+                                               f"output.dir={out}")), progress=False)
+    return out
+
+
+def test_holdout_never_scores_the_current_model_on_its_training_documents(all_docs_model_dir, tiny_model_dir, tiny_base_dir,
+                                                                          blank_config, tmp_path, capsys):
+    from training.config import load_config
+    from training.ls_training import trained_documents
+
+    assert HELD_OUT in trained_documents(all_docs_model_dir)
+    config = load_config(None, tiny_recipe(tiny_base_dir))
+    scores = holdout_scores(config, all_docs_model_dir, tiny_model_dir, "cpu", tmp_path)
+    baseline = Path(scores["current_scored"])
+    assert baseline != all_docs_model_dir and baseline.parent == tmp_path / "baselines"
+    assert sorted(trained_documents(baseline)) == sorted(d for d in trained_documents(all_docs_model_dir) if d != HELD_OUT)
+    recipe = json.loads((baseline / "metrics.json").read_text(encoding="utf-8"))
+    assert recipe["eval_documents"] == [HELD_OUT]
+    assert scores["current_f1"] == pytest.approx(recipe["eval"]["micro"]["f1"], abs=1e-4)  # as training measured it
+    assert HELD_OUT in scores["note"]
+    # the retrained baseline is reused by the next job
+    stamp = (baseline / "model.safetensors").stat().st_mtime_ns
+    again = holdout_scores(config, all_docs_model_dir, tiny_model_dir, "cpu", tmp_path)
+    assert again == scores and (baseline / "model.safetensors").stat().st_mtime_ns == stamp
+    # a model that never saw the held-out document is scored as it is
+    direct = holdout_scores(config, tiny_model_dir, tiny_model_dir, "cpu", tmp_path)
+    assert direct["current_scored"] == str(tiny_model_dir) and direct["current_f1"] == direct["new_f1"] and not direct["note"]
+    # startup: said when it will retrain; refused when it cannot
+    capsys.readouterr()
+    build_backend(all_docs_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path)
+    assert f"trained on the held-out {HELD_OUT}" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    shutil.copytree(all_docs_model_dir, bare)
+    (bare / "training_config.yaml").unlink()
+    with pytest.raises(BackendError, match=f"trained on the held-out {HELD_OUT} and has no training_config.yaml"):
+        build_backend(bare, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path)
+
+
+def test_leave_one_article_out_folds(tiny_base_dir, gold_tasks, tmp_path):
     from training.config import load_config
 
     two, three = tmp_path / "two.json", tmp_path / "three.json"
     two.write_text(json.dumps(gold_tasks[:2], ensure_ascii=False), encoding="utf-8")
     three.write_text(json.dumps(gold_tasks[:3], ensure_ascii=False), encoding="utf-8")
-    recipe = [f"model.base={tiny_base_dir}", "train.epochs=2", "train.learning_rate=0.005", "data.window=64", "data.stride=16"]
-    current = load_config(None, [*recipe, f"data.train=[{two}]"])
-    new = load_config(None, [*recipe, f"data.train=[{three}]"])
-    scores = loao_scores(current, new)
+    recipe = [f"model.base={tiny_base_dir}", "train.epochs=8", "train.batch_size=16", "train.learning_rate=0.005",
+              "data.window=64", "data.stride=16", "data.tag_stride=8"]
     ids = [t["data"]["source"] for t in gold_tasks[:3]]
+    # the same recipe on both sides: the same folds, so the same models and scores
+    same = loao_scores(load_config(None, [*recipe, f"data.train=[{three}]"]), load_config(None, [*recipe, f"data.train=[{three}]"]))
+    assert [fold["held_out"] for fold in same["folds"]] == ids
+    assert [f["current"] for f in same["folds"]] == [f["new"] for f in same["folds"]]
+    assert same["current_f1"] == same["new_f1"] > 0  # the tiny recipe learns something
+    for fold in same["folds"]:
+        assert fold["train_documents"]["current"] == fold["train_documents"]["new"] == [i for i in ids if i != fold["held_out"]]
+    # a current recipe with fewer documents: each held-out one is out of both trainings
+    scores = loao_scores(load_config(None, [*recipe, f"data.train=[{two}]"]), load_config(None, [*recipe, f"data.train=[{three}]"]))
     assert [fold["held_out"] for fold in scores["folds"]] == ids
     for fold in scores["folds"]:
-        assert 0 <= fold["current"] <= 1 and 0 <= fold["new"] <= 1
+        for name in ("current", "new"):
+            assert fold["held_out"] not in fold["train_documents"][name]
+    assert scores["folds"][0]["train_documents"]["current"] == [ids[1]]
+    assert scores["folds"][2]["train_documents"]["current"] == ids[:2]  # never had it: trained on all of its data
     for name in ("current", "new"):
         assert scores[f"{name}_f1"] == round(sum(f[name] for f in scores["folds"]) / 3, 4)
-    # the first two folds train the same recipe on the same documents: the same model, the same score
-    assert [f["current"] for f in scores["folds"][:2]] == [f["new"] for f in scores["folds"][:2]]
+    assert scores["folds"][0]["new"] == same["folds"][0]["new"]  # the new recipe's folds did not change
+
+
+def test_leave_one_article_out_keeps_the_distillation_guard(tiny_model_dir, tiny_base_dir):
+    """A distilled student's fold needs the teacher's model of the same fold, as in `eastwest cv`."""
+    from training.config import load_config
+    from training.train import TrainingError
+
+    config = load_config(None, tiny_recipe(tiny_base_dir, "data.eval_documents=[]", f"distill.teacher={tiny_model_dir}"))
+    with pytest.raises(TrainingError, match="needs the teacher's fold model"):
+        loao_scores(config, config)
 
 
 # --- against a real Label Studio -------------------------------------------------------------------------
@@ -306,6 +497,9 @@ def test_label_studio_predicts_and_trains_through_the_backend(label_studio, ls, 
         assert health["training"]["annotation_events"] >= 3  # the webhook reached the backend with the secret
 
         ls.ml.train(id=backend.id)  # the "Start Training" button
+        # pressed again while it runs: the running job, not an error (Label Studio would mark the backend ERROR)
+        answer = httpx.post(f"{url}/webhook", auth=("eastwest", SECRET), json={"action": "START_TRAINING", "project": {"id": project}})
+        assert answer.status_code == 200 and answer.json()["status"].startswith("already running: job 1"), answer.text
         job = wait_for_training(url, log)
         print(f"\ntraining from Label Studio: {job['message']}")
         assert job["state"] == "swapped", job
@@ -358,14 +552,14 @@ def test_a_worse_model_is_not_swapped_in(label_studio, ls, tiny_model_dir, tiny_
     _, slot, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir, "train.epochs=1", "train.learning_rate=1e-9",
                                                                     "train.head_learning_rate=1e-9"), "holdout", tmp_path)
     version = slot.version
-    job = jobs.start(project)
-    with pytest.raises(RequestError, match="a training is already running"):
-        jobs.start(project)  # one at a time
+    job, started = jobs.start(project)
+    assert started and jobs.start(project) == (job, False)  # one at a time: the running job again
     jobs.wait(600)
     print(f"\nweak recipe: {job.message}")
     assert job.state == "kept", job.message
     assert job.new_f1 < job.current_f1 and slot.version == version and slot.model_dir == tiny_model_dir
-    assert Path(job.new_model_dir, "ls_backend.json").is_file()
+    record = json.loads(Path(job.new_model_dir, "ls_backend.json").read_text(encoding="utf-8"))
+    assert record["job"] == job.to_dict() and record["job"]["state"] == "kept" and record["job"]["finished"]
     assert jobs.status()["last_job"]["state"] == "kept" and "still serving" in jobs.status()["last_job"]["message"]
     exported = json.loads(Path(job.export).read_text(encoding="utf-8"))
     assert [t["data"]["source"] for t in exported if t["annotations"]] == [gold[0]["data"]["source"]]
@@ -379,7 +573,70 @@ def test_training_with_nothing_annotated_fails_clearly(label_studio, ls, tiny_mo
     project = ls.projects.create(title="nothing annotated", label_config=LABELS.label_config_xml()).id
     ls.projects.import_tasks(id=project, request=[{"data": {"text": seed_texts()[0]}}])
     _, slot, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path)
-    job = jobs.start(project)
+    job, _ = jobs.start(project)
     jobs.wait(120)
     assert job.state == "failed" and job.message == f"project {project} has no completed annotation yet (1 tasks without one)"
     assert slot.model_dir == tiny_model_dir
+
+
+@pytest.mark.labelstudio
+def test_annotation_events_start_a_training_and_bad_annotations_train_nothing(label_studio, ls, tiny_model_dir, tiny_base_dir,
+                                                                             blank_config, gold_tasks, tmp_path, monkeypatch):
+    """--train-after 2: the second annotation event starts a training; the export holds an
+    annotation whose text does not match its offsets, so nothing is trained and /health says why."""
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    project = ls.projects.create(title="bad annotation", label_config=LABELS.label_config_xml()).id
+    task = gold_tasks[0]
+    (task_id,) = ls.projects.import_tasks(id=project, request=[{"data": task["data"]}], return_task_ids=True).task_ids
+    result = json.loads(json.dumps(task["annotations"][0]["result"]))
+    result[0]["value"]["text"] += "X"
+    ls.annotations.create(id=task_id, result=result)
+    app, slot, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path, train_after=2)
+    with TestClient(app, base_url=BASE_URL) as client:
+        event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
+        assert client.post("/webhook", json=event).json()["status"] == "counted"
+        answer = client.post("/webhook", json=event).json()
+        assert answer["status"] == "training started" and answer["job"] == "1"
+        jobs.wait(120)
+        last = client.get("/health").json()["training"]["last_job"]
+        assert last["state"] == "failed" and last["message"].startswith("1 annotation errors, nothing trained: ")
+        assert last["finished"] and not last["new_model_dir"] and slot.model_dir == tiny_model_dir
+
+
+@pytest.mark.labelstudio
+def test_a_crashed_training_leaves_the_server_serving(label_studio, ls, tiny_model_dir, tiny_base_dir, blank_config, gold_tasks,
+                                                      tmp_path, monkeypatch):
+    """Training runs in a process of its own: killing it (as the OOM killer would) fails the job,
+    the server keeps serving the old model, and the job's temporary folder is gone."""
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    project = ls.projects.create(title="crash", label_config=LABELS.label_config_xml()).id
+    gold = [t for t in gold_tasks if t["data"]["source"] != HELD_OUT][:1]
+    (task_id,) = ls.projects.import_tasks(id=project, request=[{"data": gold[0]["data"]}], return_task_ids=True).task_ids
+    ls.annotations.create(id=task_id, result=gold[0]["annotations"][0]["result"])
+    app, slot, jobs = build_backend(tiny_model_dir, blank_config, tiny_recipe(tiny_base_dir), "holdout", tmp_path, device="cpu")
+    version = slot.version
+    before = set(Path(tempfile.gettempdir()).glob("eastwest-ls-job1-*"))
+    with TestClient(app, base_url=BASE_URL) as client:
+        answer = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": project}})
+        assert answer.status_code == 201 and answer.json()["job"] == "1"
+        again = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": project}})
+        assert again.status_code == 200 and again.json()["job"] == "1" and again.json()["status"].startswith("already running")
+        deadline = time.monotonic() + 60
+        while jobs.jobs[0].pid is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert jobs.jobs[0].pid != os.getpid()
+        os.kill(jobs.jobs[0].pid, signal.SIGKILL)
+        jobs.wait(60)
+        health = client.get("/health").json()
+        assert health["status"] == "UP" and health["model_version"] == version
+        last = health["training"]["last_job"]
+        assert last["state"] == "failed" and last["message"] == "the training process was killed by SIGKILL", last
+        answer = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": seed_texts()[0]}}]})
+        assert answer.status_code == 200 and answer.json()["model_version"] == version
+    assert set(Path(tempfile.gettempdir()).glob("eastwest-ls-job1-*")) <= before

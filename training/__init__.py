@@ -17,4 +17,5 @@ a fine-tuned encoder in a self-describing model folder.
     model_card.py   the README.md written into every model folder
     labelstudio.py  `eastwest ls`: the annotation loop against a Label Studio server
     ml_backend.py   `eastwest serve-ls`: a Label Studio ML backend (pre-annotations, training from the UI)
+    ls_training.py  its training job, in a process of its own: train, compare fairly with the current model
 """

@@ -83,13 +83,7 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
                  "model_no_lexicon" if configured else "model_lexicon": ("viterbi", None if configured else LexiconConstraint()),
                  "model_greedy": ("greedy", None)}
     for doc in docs:
-        fold_config = copy.deepcopy(config)
-        fold_config.data.eval_documents = [doc.id]
-        if config.distill.teacher:  # the teacher must not have seen the held-out article either
-            fold_config.distill.teacher = str(fold_teacher(config.distill.teacher, doc.id))
-        prepared = prepare(fold_config)
-        print(f"fold: hold out {doc.id} ({len(prepared.train_docs)} training documents)", flush=True)
-        _, model = fit(prepared, progress)
+        fold_config, prepared, model = train_fold(config, doc.id, progress)
         fold = {"held_out": doc.id}
         for name, (decoding, lexicon) in decodings.items():
             fold[name] = evaluate_model(model, prepared.tokenizer, [doc], config.data.window, config.data.tagging_stride(),
@@ -122,6 +116,19 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     print(f"cross-validation report written to {path}", flush=True)
     attach_to_model_folder(config, report)
     return report
+
+
+def train_fold(config: Config, doc_id: str, progress: bool = False):
+    """One fold: `config` trained on every document of its data but `doc_id` (a distilled
+    student with the teacher's model of the same fold). (fold config, prepared data, model)."""
+    fold_config = copy.deepcopy(config)
+    fold_config.data.eval_documents = [doc_id]
+    if config.distill.teacher:  # the teacher must not have seen the held-out article either
+        fold_config.distill.teacher = str(fold_teacher(config.distill.teacher, doc_id))
+    prepared = prepare(fold_config)
+    print(f"fold: hold out {doc_id} ({len(prepared.train_docs)} training documents)", flush=True)
+    _, model = fit(prepared, progress)
+    return fold_config, prepared, model
 
 
 def fold_teacher(teacher: str, doc_id: str) -> Path:
