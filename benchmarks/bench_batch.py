@@ -37,9 +37,9 @@ SYSTEMS = {
 
 def make_reports(folder: Path, count: int, chars: int, seed: int = 0) -> int:
     """Write `count` reports under `folder`; returns the total number of characters."""
-    from training.annotations import load_exports
-    from training.augment import augment_documents
-    from training.config import AugmentConfig
+    from eastwest.training.annotations import load_exports
+    from eastwest.training.augment import augment_documents
+    from eastwest.training.config import AugmentConfig
 
     gold = load_exports([REPO / "annotations" / "gold.json"]).docs
     total, written, round_ = 0, 0, 0
@@ -75,7 +75,7 @@ def tree_rss(process: psutil.Process) -> int:
 
 def run(system: str, inputs: Path, out: Path, model: str | None, backend: str) -> tuple[float, int, int]:
     """(wall seconds, peak RSS bytes of the process tree, documents written)."""
-    command = [sys.executable, "-m", "inference", "tag", str(inputs), "-o", str(out), "-q", "--backend", backend,
+    command = [sys.executable, "-m", "eastwest", "tag", str(inputs), "-o", str(out), "-q", "--backend", backend,
                *SYSTEMS[system], *(["--model", model] if model else [])]
     started = time.time()
     proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)

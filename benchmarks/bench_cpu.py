@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SEEDS = REPO.parent / "shared" / "seeds"
 
-from inference.tagger import Tagger  # noqa: E402
+from eastwest.inference.tagger import Tagger  # noqa: E402
 
 
 class PeakRSS:
@@ -97,7 +97,7 @@ def build_pipeline(model_dir: Path, window: int, stride: int):
 def onnx_tagger(model_dir: Path, threads: int | None):
     from transformers import AutoTokenizer
 
-    from inference.onnx_backend import load_onnx_model
+    from eastwest.inference.onnx_backend import load_onnx_model
 
     return Tagger(load_onnx_model(model_dir, threads=threads), AutoTokenizer.from_pretrained(model_dir), device="cpu")
 

@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inference.tagger import Tagger  # noqa: E402
-from inference.windows import encode_text, window_bounds  # noqa: E402
-from training.annotations import load_exports  # noqa: E402
-from training.evaluate import span_metrics  # noqa: E402
+from eastwest.inference.tagger import Tagger  # noqa: E402
+from eastwest.inference.windows import encode_text, window_bounds  # noqa: E402
+from eastwest.training.annotations import load_exports  # noqa: E402
+from eastwest.training.evaluate import span_metrics  # noqa: E402
 
 
 def setting(value: str) -> tuple[int, int]:

@@ -1,32 +1,43 @@
 """eastwest-ner: Chinese reports on East–West cooperation in, verifiable structured records out.
 
-    from inference import Tagger
+    from eastwest.inference import Tagger
     tagger = Tagger.load()                  # the shipped model in models/default (or a folder)
     doc = tagger.tag(report_text)           # a Document
     doc.entities                            # [Entity(start, end, label, text, score)], exact spans
     doc.record                              # {"partners": [...], "facts": [...], "published": ...}
     for doc in tagger.tag_many(texts, batch_size=32): ...   # lazy, batched, in order
 
-How the pieces fit (each module does one job, top to bottom):
+How the pieces fit (each module does one job; imports only go up this list, from a module to the
+ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
 
+    errors.py             every error a user can cause; the CLI prints EastwestError as one line, exit 2
     configs/labels.yaml   the label set; schema.py derives tags, id2label and the Label Studio config
     schema.py             Label set and `Entity`: character offsets are the contract everywhere
-    windows.py            any-length token sequences → overlapping model windows (shared with training)
-    bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
-    tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
     gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
+    windows.py            any-length token sequences → overlapping model windows (shared with training)
     lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
+    bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
+    model_folder.py       what a model folder holds and which one a command means (the one check)
+    devices.py            `--device` checked before anything loads
+    onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
+    rules.py              regex + gazetteer baseline tagger (what the model is compared with)
     records.py            one record per report: who helps whom (partners, configs/pairings.yaml) and
                           every figure (facts)
-    rules.py              regex + gazetteer baseline tagger (what the model is compared with)
+    tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
+    html.py               `eastwest show`: one tagged report as a standalone HTML page
     readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML, Parquet) and resumable outputs
     batch.py              `eastwest tag`: prefetching reader thread, worker processes, progress
     ray_engine.py         `eastwest tag --engine ray`: the same job on Ray Data, for clusters
-    onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
+
+Training lives in the sibling package `eastwest.training` (training/: Label Studio exports →
+fine-tuned model folder, then the Label Studio loop), above all of these; on top of everything:
+
     cli.py                the `eastwest` command (tag, show, validate, train, cv, ls, serve-ls …)
 
-Training lives in the sibling package `training/` (Label Studio exports → fine-tuned model folder).
+The folders configs/ and models/ travel with the package (pyproject.toml maps inference/,
+training/, configs/ and models/ into the one namespace `eastwest`), so `schema.PACKAGE_ROOT` finds
+them the same way in a checkout and in an installed wheel.
 """
 from __future__ import annotations
 
@@ -50,4 +61,4 @@ def __getattr__(name: str):
         from .normalize import normalize
 
         return normalize
-    raise AttributeError(f"module 'inference' has no attribute {name!r}")
+    raise AttributeError(f"module 'eastwest.inference' has no attribute {name!r}")

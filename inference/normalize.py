@@ -31,8 +31,8 @@ from decimal import Decimal, InvalidOperation
 
 import cn2an
 
-from inference.gazetteer import Gazetteer, Region, to_simplified
-from inference.schema import Entity
+from eastwest.inference.gazetteer import Gazetteer, Region, to_simplified
+from eastwest.inference.schema import Entity
 
 QUALIFIERS = (
     "more than", "nearly", "about", "at least", "less than", "at most", "as many as",

@@ -40,18 +40,15 @@ from types import SimpleNamespace
 
 import torch
 
-from .tagger import ModelFolderError
+from .errors import ModelFolderError, OnnxError  # noqa: F401 - OnnxError is raised from here
+
+from .model_folder import INT8_NAME, check_model_folder
 
 FP32_NAME = "model.onnx"
-INT8_NAME = "model.int8.onnx"
 THREADS_ENV = "EASTWEST_ONNX_THREADS"
 OPSET = 17
 FP32_TOLERANCE = 1e-3  # max |logit difference| allowed between PyTorch and ONNX fp32 (seen: ~1e-6)
 _SAMPLE = "2021年4月，天津市和平区帮扶甘肃省会宁县投入3.3亿元，新建产业项目12个，带动2086人就业。"
-
-
-class OnnxError(ModelFolderError):
-    """An ONNX model that is missing, cannot be exported, or disagrees with its PyTorch source."""
 
 
 def _onnxruntime():
@@ -124,11 +121,7 @@ def load_onnx_model(model_dir: Path, file_name: str = INT8_NAME, threads: int | 
     from transformers import AutoConfig
 
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelFolderError(f"model folder {model_dir} does not exist")
-    missing = [name for name in ("config.json", "tokenizer.json") if not (model_dir / name).is_file()]
-    if missing:
-        raise ModelFolderError(f"model folder {model_dir} is missing {', '.join(missing)}")
+    check_model_folder(model_dir, backend=None)  # then the .onnx file asked for, below
     path = model_dir / file_name
     if not path.is_file():
         raise OnnxError(f"model folder {model_dir} has no {file_name}; create it with: eastwest export-onnx {model_dir}")
@@ -196,8 +189,6 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, opset:
         raise OnnxError(f"export-onnx needs the onnx package: pip install onnx ({exc})") from exc
     from transformers import AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
-
-    from .tagger import check_model_folder
 
     hf_logging.disable_progress_bar()
 

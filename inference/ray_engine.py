@@ -29,16 +29,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .errors import RayEngineError
+
 from .readers import BadDoc, list_files, read_file
 from .writers import SCHEMA, fact_rows, json_default
 
 DOCS_PER_BATCH = 32
 RAY_FORMATS = ("parquet", "jsonl")
 RAY_SCHEMA = SCHEMA.append(pa.field("error", pa.string()))
-
-
-class RayEngineError(Exception):
-    pass
 
 
 def _read(row: dict, text_field: str, max_bytes: int, errors: str) -> list[dict]:

@@ -53,9 +53,9 @@ from itertools import islice, takewhile
 
 import yaml
 
-from inference.gazetteer import LEVELS, Gazetteer, Region, to_simplified
-from inference.normalize import normalize, parse_date
-from inference.schema import CONFIG_DIR, Entity
+from eastwest.inference.gazetteer import LEVELS, Gazetteer, Region, to_simplified
+from eastwest.inference.normalize import normalize, parse_date
+from eastwest.inference.schema import CONFIG_DIR, Entity
 
 CATEGORIES_FILE = CONFIG_DIR / "categories.yaml"
 PAIRINGS_FILE = CONFIG_DIR / "pairings.yaml"

@@ -13,8 +13,11 @@ from xml.sax.saxutils import quoteattr
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
+# The folder holding configs/ and models/ beside inference/ and training/: the checkout, or the
+# installed `eastwest` package (pyproject.toml maps the folders into it the same way).
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_ROOT  # training resolves relative paths in configs against it
+CONFIG_DIR = PACKAGE_ROOT / "configs"
 LABELS_FILE = CONFIG_DIR / "labels.yaml"
 
 

@@ -20,12 +20,12 @@ import torch
 from .bio import boundary_penalties, tags_to_spans, viterbi_decode_many
 from .lexicon import (CONSTRAINED_LABELS, WORD_FEATURES_VERSION, LexiconConstraint, segment, token_mid_word,
                       token_word_types)
-from .schema import REPO_ROOT, Entity
+from .schema import Entity
 from .windows import encode_text, most_central_window, window_bounds
 
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
-REQUIRED_FILES = ("config.json", "tokenizer.json")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+from .errors import ModelFolderError
+from .model_folder import DEFAULT_MODEL_DIR, REQUIRED_FILES, WEIGHT_FILES, check_model_folder, model_dir_for  # noqa: F401
+
 # viterbi: the most probable valid IOB2 sequence (bio.viterbi_decode); greedy: per-token argmax,
 # invalid sequences repaired by tags_to_spans. Viterbi is the default: see README, decoding.
 DECODINGS = ("viterbi", "greedy")
@@ -34,10 +34,6 @@ DECODINGS = ("viterbi", "greedy")
 # it, a CPU with AVX-512 BF16 or AMX — and fp32 elsewhere.
 PRECISIONS = ("auto", "fp32", "bf16")
 _FROM_MODEL = object()  # lexicon=: whatever the model folder's config says
-
-
-class ModelFolderError(Exception):
-    """A model folder that cannot be used; the message names the folder and what is missing."""
 
 
 @dataclass
@@ -64,16 +60,6 @@ class Document:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
-
-
-def check_model_folder(model_dir: Path) -> None:
-    if not model_dir.is_dir():
-        raise ModelFolderError(f"model folder {model_dir} does not exist")
-    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
-    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
-        missing.append(" or ".join(WEIGHT_FILES))
-    if missing:
-        raise ModelFolderError(f"model folder {model_dir} is missing {', '.join(missing)}")
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -162,7 +148,7 @@ class Tagger:
         if backend not in ("torch", "onnx"):
             raise ModelFolderError(f"unknown backend {backend!r}: use torch or onnx")
         hf_logging.disable_progress_bar()  # a per-load weights bar is noise in batch runs
-        model_dir = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
+        model_dir = model_dir_for(model_dir)
         if backend == "onnx":
             from .onnx_backend import load_onnx_model
 

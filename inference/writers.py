@@ -57,6 +57,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import OutputError
+
 FORMATS = ("jsonl", "csv", "parquet")
 DEFAULT_BATCH_SIZE = 200
 
@@ -76,10 +78,6 @@ SCHEMA = pa.schema([
 COLUMNS = tuple(SCHEMA.names)
 
 log = logging.getLogger(__name__)
-
-
-class OutputError(Exception):
-    """An output that cannot be used: held by another running process, or not a file written here."""
 
 
 def errors_path_for(out_path: str | Path) -> Path:

@@ -36,7 +36,7 @@ def tasks(gold_tasks) -> list:
 
 @pytest.fixture(scope="session")
 def gold_docs():
-    from training.annotations import load_exports
+    from eastwest.training.annotations import load_exports
 
     report = load_exports([GOLD])
     assert report.ok, report.errors
@@ -86,8 +86,8 @@ def tiny_base_dir(tmp_path_factory, gold_docs):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_base_dir):
     """A tiny token classifier trained briefly on two gold articles by the real training code."""
-    from training.config import load_config
-    from training.train import run_training
+    from eastwest.training.config import load_config
+    from eastwest.training.train import run_training
 
     out = tmp_path_factory.mktemp("tiny-model") / "model"
     config = load_config(None, [
@@ -102,8 +102,8 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
 @pytest.fixture(scope="session")
 def tiny_word_features_model_dir(tmp_path_factory, tiny_base_dir):
     """A tiny token classifier that takes word features (token_type_ids from inference/lexicon.py)."""
-    from training.config import load_config
-    from training.train import run_training
+    from eastwest.training.config import load_config
+    from eastwest.training.train import run_training
 
     out = tmp_path_factory.mktemp("tiny-word-features") / "model"
     config = load_config(None, [

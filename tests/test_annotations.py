@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from inference.bio import spans_to_tags, tags_to_spans
-from training.annotations import load_exports, validate_tasks
+from eastwest.inference.bio import spans_to_tags, tags_to_spans
+from eastwest.training.annotations import load_exports, validate_tasks
 
 from .conftest import GOLD, SEEDS
 
@@ -151,20 +151,20 @@ def test_bad_files_give_one_clear_line(tmp_path, content, expected):
 def test_validate_cli_on_50mb_of_random_bytes_fails_cleanly(tmp_path):
     path = tmp_path / "random.json"
     path.write_bytes(os.urandom(50 * 1024 * 1024))
-    proc = subprocess.run([sys.executable, "-m", "inference", "validate", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "eastwest", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert str(path) in proc.stderr
 
 
 def test_validate_cli_accepts_gold_and_rejects_a_bad_export(tmp_path, tasks):
-    ok = subprocess.run([sys.executable, "-m", "inference", "validate", str(GOLD)], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "eastwest", "validate", str(GOLD)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "5 annotated tasks" in ok.stdout
     _first_span(tasks[0])["labels"] = ["NOPE"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "inference", "validate", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "eastwest", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown label 'NOPE'" in proc.stderr
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from training.config import load_config
+from eastwest.training.config import load_config
 
 
 def _inputs(tokenizer, texts):
@@ -20,7 +20,7 @@ def _inputs(tokenizer, texts):
 def test_distillation_loss_is_zero_for_a_perfect_student_and_positive_otherwise(tiny_model_dir):
     from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments
 
-    from training.distill import TEACHER_COLUMN, DistillationTrainer
+    from eastwest.training.distill import TEACHER_COLUMN, DistillationTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     teacher = AutoModelForTokenClassification.from_pretrained(tiny_model_dir).eval()
@@ -40,8 +40,8 @@ def test_distillation_loss_is_zero_for_a_perfect_student_and_positive_otherwise(
 
 
 def test_student_trains_from_a_teacher_folder(tmp_path, tiny_base_dir, tiny_model_dir, gold_tasks):
-    from training.cv import cross_validate
-    from training.train import TrainingError, run_training
+    from eastwest.training.cv import cross_validate
+    from eastwest.training.train import TrainingError, run_training
 
     export = tmp_path / "one.json"
     export.write_text(json.dumps([gold_tasks[2], gold_tasks[4]], ensure_ascii=False), encoding="utf-8")
@@ -63,7 +63,7 @@ def test_student_trains_from_a_teacher_folder(tmp_path, tiny_base_dir, tiny_mode
 def test_student_can_start_from_the_teachers_lower_layers(tmp_path, tiny_base_dir, tiny_model_dir, gold_tasks):
     from safetensors.torch import load_file
 
-    from training.train import run_training
+    from eastwest.training.train import run_training
 
     export = tmp_path / "one.json"
     export.write_text(json.dumps([gold_tasks[2]], ensure_ascii=False), encoding="utf-8")

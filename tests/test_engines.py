@@ -29,7 +29,7 @@ def _reports(folder, n: int, size: int = 300) -> list[str]:
 
 
 def _eastwest(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "inference", "tag", "-q", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "eastwest", "tag", "-q", *args], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -73,7 +73,7 @@ def test_kill_9_during_eastwest_tag_then_rerun_gives_every_document_once(tmp_pat
 
 
 def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, tiny_model_dir):
-    from inference.cli import main
+    from eastwest.inference.cli import main
 
     inputs = tmp_path / "in"
     _reports(inputs, 12)
@@ -121,7 +121,7 @@ def _bar_on_a_terminal(args) -> str:
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
-    proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", *args], cwd=REPO, stderr=follower,
+    proc = subprocess.Popen([sys.executable, "-m", "eastwest", "tag", *args], cwd=REPO, stderr=follower,
                             stdout=subprocess.DEVNULL)
     os.close(follower)
     shown = b""
@@ -144,7 +144,7 @@ def test_progress_bar_knows_the_total_on_a_terminal(tmp_path, tiny_model_dir):
 
     import pyarrow as pa
 
-    from inference.batch import count_documents
+    from eastwest.inference.batch import count_documents
 
     inputs = tmp_path / "in"
     _reports(inputs, 5)

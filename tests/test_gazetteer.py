@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from inference.gazetteer import Gazetteer, Region, resolve, short_forms, surface_forms, to_simplified
+from eastwest.inference.gazetteer import Gazetteer, Region, resolve, short_forms, surface_forms, to_simplified
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from inference.schema import LABELS, LABELS_FILE
+from eastwest.inference.schema import LABELS, LABELS_FILE
 
 from .conftest import REPO
 

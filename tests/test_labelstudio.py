@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from inference.cli import main
-from inference.schema import LABELS, Entity
-from training.labelstudio import Prediction, model_version, predict_texts
+from eastwest.inference.cli import main
+from eastwest.inference.schema import LABELS, Entity
+from eastwest.training.labelstudio import Prediction, model_version, predict_texts
 
 from .conftest import SEEDS, TOKEN, Server, _free_port
 
@@ -52,7 +52,7 @@ def tasks_of(client, project: int) -> list[dict]:
 
 
 def test_predictions_match_the_tagger(tiny_model_dir):
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     tagger = Tagger.load(tiny_model_dir, device="cpu")
     texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))] + [""]
@@ -62,9 +62,9 @@ def test_predictions_match_the_tagger(tiny_model_dir):
 
 
 def test_round_trip(ls_env, client, capsys, monkeypatch, tmp_path, tiny_model_dir, tiny_base_dir, gold_tasks):
-    from training.annotations import load_exports
-    from training.config import load_config
-    from training.train import run_training
+    from eastwest.training.annotations import load_exports
+    from eastwest.training.config import load_config
+    from eastwest.training.train import run_training
 
     print(f"Label Studio answered after {ls_env.start_seconds} s")
     seeds = sorted(SEEDS.glob("*.txt"))
@@ -144,7 +144,7 @@ def gold_as_predictions(gold_docs):
 
 
 def test_predicted_spans_reach_label_studio(ls_env, client, capsys, monkeypatch, tiny_model_dir, gold_docs):
-    monkeypatch.setattr("training.labelstudio.predict_texts", gold_as_predictions(gold_docs))
+    monkeypatch.setattr("eastwest.training.labelstudio.predict_texts", gold_as_predictions(gold_docs))
     project = new_project(capsys, "spans")
     monkeypatch.chdir(SEEDS)
     names = sorted(p.name for p in SEEDS.glob("*.txt"))[:3]
@@ -194,7 +194,7 @@ def lying_predictions(tagger, texts) -> list[Prediction]:
 
 
 def test_prediction_with_wrong_offsets(ls_env, client, capsys, monkeypatch, tiny_model_dir):
-    monkeypatch.setattr("training.labelstudio.predict_texts", lying_predictions)
+    monkeypatch.setattr("eastwest.training.labelstudio.predict_texts", lying_predictions)
     project = new_project(capsys, "wrong offsets")
     seeds = [str(p) for p in sorted(SEEDS.glob("*.txt"))[:2]]
 

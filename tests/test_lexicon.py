@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.bio import boundary_penalties, tags_to_spans, viterbi_decode_many
-from inference.lexicon import (CONSTRAINED_LABELS, WORD_FEATURE_TYPES, LexiconConstraint, is_place_name, segment,
+from eastwest.inference.bio import boundary_penalties, tags_to_spans, viterbi_decode_many
+from eastwest.inference.lexicon import (CONSTRAINED_LABELS, WORD_FEATURE_TYPES, LexiconConstraint, is_place_name, segment,
                                token_mid_word, token_word_types, word_starts)
-from inference.schema import LABELS, Entity
+from eastwest.inference.schema import LABELS, Entity
 
 TAGS = list(LABELS.tags)
 

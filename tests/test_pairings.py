@@ -16,10 +16,10 @@ import re
 import pytest
 import yaml
 
-from inference.gazetteer import Gazetteer
-from inference.records import PAIRINGS_FILE, Pairings, build_record, load_pairings
-from inference.rules import RuleTagger
-from inference.schema import Entity
+from eastwest.inference.gazetteer import Gazetteer
+from eastwest.inference.records import PAIRINGS_FILE, Pairings, build_record, load_pairings
+from eastwest.inference.rules import RuleTagger
+from eastwest.inference.schema import Entity
 
 _MARK = re.compile(r"\[([^\[\]|]+)(?:\|([MPJDO]))?\]")
 _LABELS = {None: "REGION", "M": "MONEY", "P": "PEOPLE_COUNT", "J": "PROJECT_COUNT", "D": "DATE", "O": "ORG"}

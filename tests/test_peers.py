@@ -1,7 +1,7 @@
 """The peers of `eastwest cv`: Baidu LAC's words mapped onto our labels."""
 from __future__ import annotations
 
-from training.peers import LacTagger
+from eastwest.training.peers import LacTagger
 
 
 def test_lac_words_become_our_labels():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.readers import BadDoc, SourceDoc, UndecodableError, decode_bytes, html_to_text, iter_documents
+from eastwest.inference.readers import BadDoc, SourceDoc, UndecodableError, decode_bytes, html_to_text, iter_documents
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_an_id_is_the_same_however_the_input_is_named(tmp_path, monkeypatch):
 
 
 def test_stdin_is_one_document():
-    code = "import sys; from inference.readers import iter_documents; print(repr(list(iter_documents(['-']))))"
+    code = "import sys; from eastwest.inference.readers import iter_documents; print(repr(list(iter_documents(['-']))))"
     out = subprocess.run([sys.executable, "-c", code], input=TRADITIONAL.encode("big5"), cwd=REPO_ROOT,
                          capture_output=True, check=True).stdout.decode()
     assert out.strip() == repr([SourceDoc("<stdin>", "-", TRADITIONAL, "big5")])
@@ -272,7 +272,7 @@ def test_errors_replace_still_rejects_what_is_not_text(tmp_path):
 
 
 def test_stdin_lines_are_documents():
-    code = ("from inference.readers import iter_documents; print(repr([(type(d).__name__, d.id, getattr(d, 'text', None)) "
+    code = ("from eastwest.inference.readers import iter_documents; print(repr([(type(d).__name__, d.id, getattr(d, 'text', None)) "
             "for d in iter_documents(['-'], max_bytes=40, lines=True)]))")
     stdin = "天津市和平区\r\n\n会宁县\n" + "长" * 20 + "\n甘肃省"
     out = subprocess.run([sys.executable, "-c", code], input=stdin.encode("utf-8"), cwd=REPO_ROOT,

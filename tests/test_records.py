@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from inference import records
-from inference.records import build_record, categorise, find_published, sentence_words, split_sentences
-from inference.schema import Entity
+from eastwest.inference import records
+from eastwest.inference.records import build_record, categorise, find_published, sentence_words, split_sentences
+from eastwest.inference.schema import Entity
 
 GOLD = Path(__file__).resolve().parents[1] / "annotations" / "gold.json"
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from inference.rules import RuleTagger
-from inference.schema import LABELS
-from training.config import load_config
-from training.silver import label_paragraph, parse_line, silver_documents
+from eastwest.inference.rules import RuleTagger
+from eastwest.inference.schema import LABELS
+from eastwest.training.config import load_config
+from eastwest.training.silver import label_paragraph, parse_line, silver_documents
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_nt_words_become_org_unless_a_rule_span_covers_them(rules):
 
 
 def test_lac_adds_multi_word_organisations_the_corpus_supports(rules):
-    from training.peers import LacTagger
+    from eastwest.training.peers import LacTagger
 
     line = "中共/j  贵州/ns  省委/n  和/c  南宁市/ns  财政局/n  联合/v  发文/v  ，/w  同/p  外国/n  交流/v"
     text, entities = label_paragraph(parse_line(line), rules, LacTagger())
@@ -66,8 +66,8 @@ def test_silver_documents_are_valid_and_reproducible():
 
 
 def test_silver_stage_trains_once_and_is_reused(tmp_path, tiny_base_dir, gold_tasks, monkeypatch, capsys):
-    import training.stages as stages
-    from training.train import run_training
+    import eastwest.training.stages as stages
+    from eastwest.training.train import run_training
 
     monkeypatch.setattr(stages, "CACHE_DIR", tmp_path / "cache")
     export = tmp_path / "one.json"

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from training.config import load_config
+from eastwest.training.config import load_config
 
 
 def test_written_stage_trains_once_and_never_holds_gold(tmp_path, tiny_base_dir, gold_tasks, monkeypatch, capsys):
-    import training.stages as stages
-    from training.train import run_training
+    import eastwest.training.stages as stages
+    from eastwest.training.train import run_training
 
     monkeypatch.setattr(stages, "CACHE_DIR", tmp_path / "cache")
     gold, written = tmp_path / "gold.json", tmp_path / "written.json"
@@ -23,7 +23,7 @@ def test_written_stage_trains_once_and_never_holds_gold(tmp_path, tiny_base_dir,
     assert "written stage written" in capsys.readouterr().out
     # the model folder says how it decodes: with the lexicon, as configured
     assert json.loads((first / "config.json").read_text())["eastwest"]["lexicon"] == {"penalty": 4.0, "keep_score": 0.9}
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     assert Tagger.load(first, device="cpu").lexicon is not None
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'b'}"]), progress=False)

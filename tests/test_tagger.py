@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference.tagger import ModelFolderError, Tagger
+from eastwest.inference.tagger import ModelFolderError, Tagger
 
 from .conftest import REPO, SEEDS
 
@@ -110,7 +110,7 @@ def test_model_folder_missing_files_is_named(tmp_path, tiny_model_dir):
 
 
 def _tag(*args, stdin=None, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "inference", "tag", "-q", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "eastwest", "tag", "-q", *args], input=stdin,
                           capture_output=True, text=stdin is not None or None, cwd=cwd)
 
 
@@ -254,7 +254,7 @@ def test_lines_reads_one_document_per_line_of_stdin(tmp_path, tiny_model_dir):
 def test_setup_errors_are_one_line_with_exit_status_2(tmp_path, tiny_model_dir):
     import torch
 
-    from inference.writers import ResumableRun
+    from eastwest.inference.writers import ResumableRun
 
     model = ("--model", str(tiny_model_dir))
     seed = str(sorted(SEEDS.glob("*.txt"))[0])
@@ -266,7 +266,7 @@ def test_setup_errors_are_one_line_with_exit_status_2(tmp_path, tiny_model_dir):
         assert "held by another running process" in _one_line(_tag(seed, "-o", str(tmp_path / "busy.csv"), *model))
     several = tmp_path / "two.jsonl"
     several.write_text('{"text": "天津市"}\n{"text": "会宁县"}\n', encoding="utf-8")
-    show = subprocess.run([sys.executable, "-m", "inference", "show", str(several), *model], capture_output=True, cwd=REPO)
+    show = subprocess.run([sys.executable, "-m", "eastwest", "show", str(several), *model], capture_output=True, cwd=REPO)
     assert "holds several documents" in _one_line(show)
 
 
@@ -275,7 +275,7 @@ def _on_a_terminal(args, typed: bytes = b"") -> tuple[int, str, str]:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "inference", "tag", "-q", *args], stdin=follower,
+    proc = subprocess.Popen([sys.executable, "-m", "eastwest", "tag", "-q", *args], stdin=follower,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     os.close(follower)
     os.write(leader, typed)
@@ -297,7 +297,7 @@ def test_ctrl_c_flushes_and_exits_130_and_the_rerun_goes_on(tmp_path, tiny_model
 
     lines = [f"第{i}篇：天津市和平区帮扶甘肃省会宁县，投入{i}亿元。\n" for i in range(40)]
     out = tmp_path / "out.jsonl"
-    args = [sys.executable, "-m", "inference", "tag", "-q", "--lines", "-o", str(out), "--model", str(tiny_model_dir)]
+    args = [sys.executable, "-m", "eastwest", "tag", "-q", "--lines", "-o", str(out), "--model", str(tiny_model_dir)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     proc.stdin.write("".join(lines[:32]).encode())  # one chunk: tagged while stdin stays open
     proc.stdin.flush()
@@ -320,12 +320,12 @@ def test_package_metadata_names_its_authors_and_version():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert project["authors"] == [{"name": "eastwest-ner developers"}]
-    proc = subprocess.run([sys.executable, "-m", "inference", "--version"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-m", "eastwest", "--version"], capture_output=True, text=True, cwd=REPO)
     assert proc.stdout.strip() == f"eastwest-ner {project['version']}"
 
 
 def test_train_refuses_to_replace_the_shipped_model_without_force():
-    proc = subprocess.run([sys.executable, "-m", "inference", "train", "configs/default.yaml"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "eastwest", "train", "configs/default.yaml"], cwd=REPO,
                           capture_output=True, timeout=120)
     assert proc.returncode == 2 and b"--force" in proc.stderr and b"Traceback" not in proc.stderr
 
@@ -347,7 +347,7 @@ def test_viterbi_matches_brute_force_over_valid_sequences():
 
     import torch
 
-    from inference.bio import viterbi_decode
+    from eastwest.inference.bio import viterbi_decode
 
     tags = ["O", "B-A", "I-A", "B-B", "I-B"]
     generator = torch.Generator().manual_seed(0)
@@ -368,7 +368,7 @@ def test_viterbi_decodes_sequences_of_different_lengths_together():
 
     import numpy as np
 
-    from inference.bio import viterbi_decode_many
+    from eastwest.inference.bio import viterbi_decode_many
 
     tags = ["O", "B-A", "I-A", "B-B", "I-B"]
     rng = np.random.default_rng(1)
@@ -389,7 +389,7 @@ def test_viterbi_never_mixes_labels_inside_an_entity(tagger):
     """Greedy decoding can emit B-PEOPLE_COUNT I-PROJECT_COUNT; the Tagger's default cannot."""
     import torch
 
-    from inference.bio import viterbi_decode
+    from eastwest.inference.bio import viterbi_decode
 
     tags = tagger.tag_order
     probs = torch.full((3, len(tags)), 0.01)

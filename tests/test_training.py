@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from inference.schema import LABELS, Entity
-from inference.tagger import Tagger
-from inference.windows import encode_text, most_central_window, window_bounds
-from training.annotations import AnnotatedDoc
-from training.config import ConfigError, load_config
-from training.dataset import build_dataset, split_by_document
+from eastwest.inference.schema import LABELS, Entity
+from eastwest.inference.tagger import Tagger
+from eastwest.inference.windows import encode_text, most_central_window, window_bounds
+from eastwest.training.annotations import AnnotatedDoc
+from eastwest.training.config import ConfigError, load_config
+from eastwest.training.dataset import build_dataset, split_by_document
 
 from .conftest import REPO, build_char_tokenizer
 
@@ -68,7 +68,7 @@ def test_document_split_never_shares_a_document(gold_docs):
 
 
 def test_loss_decreases_on_two_gold_articles(tiny_base_dir):
-    from training.train import fit, prepare
+    from eastwest.training.train import fit, prepare
 
     config = load_config(None, [
         f"model.base={tiny_base_dir}", "train.epochs=6", "train.batch_size=8", "train.learning_rate=0.005",
@@ -119,7 +119,7 @@ def test_config_overrides_and_unknown_keys():
 
 
 def _train_cli(*overrides, cwd=REPO):
-    cmd = [sys.executable, "-m", "inference", "train", str(REPO / "configs" / "default.yaml"), "-q"]
+    cmd = [sys.executable, "-m", "eastwest", "train", str(REPO / "configs" / "default.yaml"), "-q"]
     for o in overrides:
         cmd += ["--set", o]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
@@ -158,8 +158,8 @@ def test_bad_training_inputs_fail_before_training(case, tmp_path, tiny_base_dir,
 
 
 def test_cross_validation_holds_out_each_article_and_records_itself(tmp_path, tiny_base_dir, gold_tasks):
-    from training.cv import cross_validate
-    from training.train import run_training
+    from eastwest.training.cv import cross_validate
+    from eastwest.training.train import run_training
 
     export = tmp_path / "two.json"
     export.write_text(json.dumps([gold_tasks[2], gold_tasks[4]], ensure_ascii=False), encoding="utf-8")
@@ -199,7 +199,7 @@ def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir,
         settings = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=2", "train.batch_size=8",
                     "train.logging_steps=1", "augment.copies=0", "silver.documents=0", "written.exports=[]",
                     f"output.dir={out}"]
-        command = [sys.executable, "-m", *launcher, "inference", "train", "configs/default.yaml", "-q",
+        command = [sys.executable, "-m", *launcher, "eastwest", "train", "configs/default.yaml", "-q",
                    *(a for s in settings for a in ("--set", s))]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -220,9 +220,9 @@ def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_pat
 
     import torch
 
-    from inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION, token_word_types
-    from inference.tagger import ModelFolderError
-    from training.train import load_model
+    from eastwest.inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION, token_word_types
+    from eastwest.inference.tagger import ModelFolderError
+    from eastwest.training.train import load_model
 
     plain = load_model(str(tiny_base_dir), None)
     featured = load_model(str(tiny_base_dir), None, word_features=True)

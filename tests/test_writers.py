@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from inference.writers import COLUMNS, SCHEMA, OutputError, ResumableRun, errors_path_for, fact_rows, model_label
+from eastwest.inference.writers import COLUMNS, SCHEMA, OutputError, ResumableRun, errors_path_for, fact_rows, model_label
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,7 +206,7 @@ def test_empty_run_still_leaves_a_valid_table(tmp_path, fmt):
 
 WRITER_SCRIPT = MAKE_DOC + textwrap.dedent('''
     import os, sys, time
-    from inference.writers import ResumableRun
+    from eastwest.inference.writers import ResumableRun
     out, fmt, n, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     run = ResumableRun(out, fmt, batch_size=7)
     for i in range(n):

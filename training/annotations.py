@@ -12,11 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.schema import LABELS, Entity
-
-
-class AnnotationError(Exception):
-    """An export that cannot be read at all (bad JSON, wrong shape). One line, names the file."""
+from eastwest.inference.errors import AnnotationError
+from eastwest.inference.schema import LABELS, Entity
 
 
 @dataclass

@@ -18,8 +18,8 @@ from functools import lru_cache
 import cn2an
 import opencc
 
-from inference.gazetteer import Gazetteer, short_forms
-from inference.schema import Entity
+from eastwest.inference.gazetteer import Gazetteer, short_forms
+from eastwest.inference.schema import Entity
 
 from .annotations import AnnotatedDoc
 from .config import AugmentConfig

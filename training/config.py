@@ -14,11 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from inference.schema import REPO_ROOT
-
-
-class ConfigError(Exception):
-    pass
+from eastwest.inference.errors import ConfigError
+from eastwest.inference.schema import REPO_ROOT
 
 
 @dataclass
@@ -79,7 +76,7 @@ class DecodingConfig:
     keep_score: float = 0.9  # an unparsable REGION is kept only above this mean token probability
 
     def constraint(self):
-        from inference.lexicon import LexiconConstraint
+        from eastwest.inference.lexicon import LexiconConstraint
 
         return LexiconConstraint(self.penalty, self.keep_score) if self.lexicon else None
 

@@ -14,38 +14,12 @@ import json
 import shutil
 from pathlib import Path
 
-from inference.lexicon import LexiconConstraint
+from eastwest.inference.lexicon import LexiconConstraint
 
 from .config import Config, resolve_path
+from .cv_reports import _comparable, cv_report_path, folds_dir, matching_cv_report  # noqa: F401
 from .evaluate import format_table, pooled_metrics, span_metrics
 from .train import TrainingError, evaluate_model, fit, load_gold, prepare, save_model_folder
-
-
-def folds_dir(config: Config) -> Path:
-    out = resolve_path(config.output.dir)
-    return out.with_name(out.name + ".folds")
-
-
-def cv_report_path(config: Config) -> Path:
-    out = resolve_path(config.output.dir)
-    return out.with_name(out.name + ".cv.json")
-
-
-def _comparable(config: Config) -> dict:
-    """The parts of a config that decide what a cross-validation measures."""
-    d = config.to_dict()
-    d.pop("output")
-    d["data"].pop("eval_documents")
-    return d
-
-
-def matching_cv_report(config: Config) -> dict | None:
-    """The saved CV report for this exact configuration, or None (stale reports are ignored)."""
-    path = cv_report_path(config)
-    if not path.is_file():
-        return None
-    report = json.loads(path.read_text(encoding="utf-8"))
-    return report if report.get("config") == _comparable(config) else None
 
 
 def _mean(tables: list[dict]) -> dict:
@@ -68,7 +42,7 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
     folds = []
     peers = {}
     if baseline:  # the peers (training/peers.py), scored on the same held-out articles
-        from inference.rules import RuleTagger
+        from eastwest.inference.rules import RuleTagger
 
         from .peers import LacTagger, lac_available
 
@@ -145,8 +119,8 @@ def _safe_name(doc_id: str) -> str:
 
 
 def _score_int8(fold_dir: Path, doc) -> dict:
-    from inference.onnx_backend import export_onnx
-    from inference.tagger import Tagger
+    from eastwest.inference.onnx_backend import export_onnx
+    from eastwest.inference.tagger import Tagger
 
     export_onnx(fold_dir)
     tagger = Tagger.load(fold_dir, backend="onnx")

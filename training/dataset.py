@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
-from inference.bio import Misalignment, spans_to_tags
-from inference.lexicon import token_word_types
-from inference.schema import LABELS
-from inference.windows import encode_text, window_bounds
+from eastwest.inference.bio import Misalignment, spans_to_tags
+from eastwest.inference.lexicon import token_word_types
+from eastwest.inference.schema import LABELS
+from eastwest.inference.windows import encode_text, window_bounds
 
 from .annotations import AnnotatedDoc
 

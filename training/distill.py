@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorForTokenClassification, Trainer
 
-from .train import TrainingError
+from eastwest.inference.errors import TrainingError
 
 TEACHER_COLUMN = "teacher_logits"
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from inference.bio import spans_to_tags
-from inference.schema import LABELS, Entity
+from eastwest.inference.bio import spans_to_tags
+from eastwest.inference.schema import LABELS, Entity
 
 
 def char_tags(text: str, entities: Sequence[Entity]) -> list[str]:

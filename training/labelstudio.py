@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.schema import LABELS, LABELS_FILE, Entity
+from eastwest.inference.errors import UserError
+from eastwest.inference.schema import LABELS, LABELS_FILE, Entity
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
@@ -34,8 +35,6 @@ TIMEOUT_S = 300  # a large import is one request; the SDK's 60 s default is too 
 
 
 def _user_error(message: str) -> Exception:
-    from inference.cli import UserError  # cli imports this module: import at call time
-
     return UserError(message)
 
 
@@ -43,7 +42,7 @@ def _user_error(message: str) -> Exception:
 
 def resolve_model_dir(model_dir: str | Path | None) -> Path:
     """The folder `Tagger.load(model_dir)` would load, checked to be a usable model folder."""
-    from inference.tagger import DEFAULT_MODEL_DIR, check_model_folder
+    from eastwest.inference.tagger import DEFAULT_MODEL_DIR, check_model_folder
 
     folder = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
     check_model_folder(folder)
@@ -53,7 +52,7 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
 def model_version(model_dir: Path) -> str:
     """`<folder name>-<first 8 hex digits of the weights' SHA-256>`: retraining into the same
     folder gives a new version, so old predictions are never mistaken for the current model's."""
-    from inference.tagger import WEIGHT_FILES
+    from eastwest.inference.tagger import WEIGHT_FILES
 
     weights = next(model_dir / name for name in WEIGHT_FILES if (model_dir / name).is_file())
     digest = hashlib.sha256()
@@ -81,7 +80,7 @@ class Prediction:
 
 def predict_texts(tagger, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
     """Tag each text exactly as `tagger.tag_many` does, keeping the per-token probabilities."""
-    from inference.bio import tags_to_spans
+    from eastwest.inference.bio import tags_to_spans
 
     predictions = []
     for text, tokens in tagger.predict_tokens(texts, batch_size=batch_size):
@@ -285,7 +284,7 @@ def build_task(doc_id: str, text: str, prediction: dict | None = None) -> dict:
 
 def read_documents(inputs: list[str]) -> list:
     """Every document of the inputs (see inference.readers), or an error naming the unreadable."""
-    from inference.readers import BadDoc, iter_documents
+    from eastwest.inference.readers import BadDoc, iter_documents
 
     docs = list(iter_documents(inputs))
     bad = [doc for doc in docs if isinstance(doc, BadDoc)]
@@ -343,7 +342,7 @@ def cmd_import(args) -> int:
         ids = session.import_tasks(args.project, [build_task(doc.id, doc.text) for doc in new])
         print(f"imported {len(ids)} tasks into project {args.project}; task ids {_id_ranges(ids)}")
         return 0
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     version = model_version(model_dir)
     predicted = predict_texts(Tagger.load(model_dir, device=args.device), [doc.text for doc in new])
@@ -364,7 +363,7 @@ def cmd_predict(args) -> int:
         raise _user_error(f"project {args.project} has no tasks; add some with `eastwest ls import`")
     todo = [task for task in tasks if not has_prediction(task, version)]
     if todo:
-        from inference.tagger import Tagger
+        from eastwest.inference.tagger import Tagger
 
         tagger = Tagger.load(model_dir, device=args.device)
         texts = {task["id"]: task["data"]["text"] for task in todo}
@@ -397,7 +396,7 @@ def cmd_next(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from training.annotations import validate_tasks
+    from eastwest.training.annotations import validate_tasks
 
     session = connect(args.url)
     session.check_project(args.project)

@@ -1,6 +1,6 @@
 """The training job of `eastwest serve-ls` (training/ml_backend.py), run in its own process.
 
-    python -m training.ls_training JOB.json RESULT.json
+    python -m eastwest.training.ls_training JOB.json RESULT.json
 
 JOB.json holds the training config (as a dict), the folder of the model being served, the
 evaluation (holdout or loao), the device and the work folder. The process trains the new model,
@@ -26,10 +26,12 @@ import json
 import sys
 from pathlib import Path
 
+from eastwest.inference.errors import EastwestError
+
 STATE_FILE = "state"
 
 
-class EvaluationError(Exception):
+class EvaluationError(EastwestError):
     """The comparison cannot be made fairly; one line."""
 
 
@@ -92,7 +94,7 @@ def holdout_baseline(model_dir: Path, held_out: list[str], work_dir: Path) -> tu
 
 def holdout_scores(config, current_dir: Path, new_dir: Path, device: str | None, work_dir: Path) -> dict:
     """Both models, each decoding as its folder says, on the held-out documents of `config`."""
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     from .dataset import split_by_document
     from .evaluate import span_metrics
@@ -175,16 +177,13 @@ def one_line(exc: BaseException) -> str:
 def main(argv: list[str]) -> int:
     import traceback
 
-    from .annotations import AnnotationError
-    from .config import ConfigError
-    from .train import TrainingError
 
     job_path, result_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(job_path.read_text(encoding="utf-8"))
     try:
         result = run_job(spec, job_path.with_name(STATE_FILE))
     except Exception as exc:  # noqa: BLE001 - the server reports it; unexpected ones with a traceback
-        if not isinstance(exc, (EvaluationError, TrainingError, ConfigError, AnnotationError, ValueError)):
+        if not isinstance(exc, (EastwestError, ValueError)):
             traceback.print_exc()
         result_path.write_text(json.dumps({"error": one_line(exc)}, ensure_ascii=False), encoding="utf-8")
         return 1

@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from eastwest.inference.errors import BackendError, EastwestError
+
 from .labelstudio import KEY_ENV, URL_ENV, config_mismatch, model_version, predict_texts, prediction_dict
 from .ls_training import STATE_FILE, holdout_overlap, one_line as _one_line, training_recipe
 
@@ -70,10 +72,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def log(message: str) -> None:
     print(f"eastwest serve-ls: {message}", file=sys.stderr, flush=True)
-
-
-class BackendError(Exception):
-    """A setup problem of the backend (model, config, address); one line for the CLI."""
 
 
 class RequestError(Exception):
@@ -129,7 +127,7 @@ class ModelSlot:
         self.versions = [self.version]
 
     def _load(self, model_dir: Path):
-        from inference.tagger import Tagger
+        from eastwest.inference.tagger import Tagger
 
         return Path(model_dir), model_version(Path(model_dir)), Tagger.load(model_dir, device=self.device)
 
@@ -292,18 +290,14 @@ class TrainingJobs:
             self._thread.join(timeout)
 
     def _run(self, job: Job) -> None:
-        from .annotations import AnnotationError
-        from .config import ConfigError
-        from .train import TrainingError
-
-        expected = (RequestError, BackendError, TrainingError, ConfigError, AnnotationError)
+        expected = (RequestError, EastwestError)
         tmp = Path(tempfile.mkdtemp(prefix=f"eastwest-ls-job{job.id}-"))
         try:
             self._train(job, tmp)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the job says so and the server goes on
             job.state, job.message = "failed", _one_line(exc)
             log(f"training job {job.id} failed: {job.message}")
-            if not isinstance(exc, expected) and type(exc).__name__ != "UserError":  # a Label Studio call: one line
+            if not isinstance(exc, expected):  # a user error (a Label Studio call too): one line
                 traceback.print_exc()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -343,9 +337,9 @@ class TrainingJobs:
         spec = {"config": config.to_dict(), "current_dir": str(self.slot.model_dir), "evaluation": self.evaluation,
                 "device": device, "work_dir": str(self.work_dir)}
         (tmp / "job.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-        from inference.schema import REPO_ROOT
+        from eastwest.inference.schema import REPO_ROOT
 
-        process = subprocess.Popen([sys.executable, "-m", "training.ls_training", str(tmp / "job.json"), str(tmp / "result.json")],
+        process = subprocess.Popen([sys.executable, "-m", "eastwest.training.ls_training", str(tmp / "job.json"), str(tmp / "result.json")],
                                    env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
         job.pid = process.pid
         while process.poll() is None:
@@ -627,12 +621,9 @@ def check_address(host: str, port: int, secret: str | None) -> None:
 def build_backend(model_dir, config_path, overrides, evaluation, work_dir, device=None, train_after=0,
                   secret: str | None = None, host: str = "127.0.0.1", port: int = 9090):
     """(app, slot, jobs) for a model folder and a training config; BackendError on a setup problem."""
-    from inference.tagger import ModelFolderError
+    from eastwest.inference.schema import REPO_ROOT
 
-    from .config import ConfigError
     from .labelstudio import resolve_model_dir
-
-    from inference.schema import REPO_ROOT
 
     config_path = config_path or str(REPO_ROOT / "configs" / "default.yaml")
     work_dir = Path(work_dir).resolve() if work_dir else REPO_ROOT / "models" / "ls-backend"
@@ -640,7 +631,7 @@ def build_backend(model_dir, config_path, overrides, evaluation, work_dir, devic
         folder = resolve_model_dir(model_dir)
         slot = ModelSlot(folder, device)
         jobs = TrainingJobs(slot, config_path, overrides, evaluation, work_dir, train_after, secret)
-    except (ModelFolderError, ConfigError) as exc:
+    except EastwestError as exc:  # a model folder or config that cannot be used
         raise BackendError(str(exc)) from None
     return create_app(slot, jobs, secret, host, port), slot, jobs
 

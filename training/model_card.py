@@ -1,7 +1,7 @@
 """The model card (README.md) written into every model folder."""
 from __future__ import annotations
 
-from inference.schema import LABELS
+from eastwest.inference.schema import LABELS
 
 from .config import Config
 

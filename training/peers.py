@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from inference.schema import Entity
+from eastwest.inference.schema import Entity
 
 _CLASSIFIERS = ("人次", "元", "人", "名", "户", "戶", "位", "个", "個", "项", "項")
 _PEOPLE = ("人次", "人", "名", "户", "戶", "位")

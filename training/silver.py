@@ -31,11 +31,11 @@ import random
 import re
 from pathlib import Path
 
-from inference.schema import Entity
+from eastwest.inference.schema import Entity
 
 from .annotations import AnnotatedDoc
 from .stages import cached_stage, word_features_key
-from .train import TrainingError
+from eastwest.inference.errors import TrainingError
 
 MIN_CHARS = 20  # headlines and bylines carry little
 
@@ -108,7 +108,7 @@ def label_paragraph(words: list[tuple[str, str]], rules, lac=None) -> tuple[str,
 
 def silver_documents(count: int, seed: int, use_lac: bool = False) -> list[AnnotatedDoc]:
     """`count` paragraphs drawn at random (seeded) from the corpus, labelled (all of them if count is larger)."""
-    from inference.rules import RuleTagger
+    from eastwest.inference.rules import RuleTagger
 
     lac = None
     if use_lac:
@@ -147,7 +147,7 @@ def stage_key(config, base_path: str) -> dict:
     }
 
 
-def ensure_silver_stage(prepared, progress: bool = True) -> str:
+def ensure_silver_stage(prepared, progress: bool = True, *, fit) -> str:
     """Path of the silver-stage model for this config: from the cache, or trained now."""
     config = prepared.config
 
@@ -158,4 +158,4 @@ def ensure_silver_stage(prepared, progress: bool = True) -> str:
         return docs
 
     return cached_stage(prepared, prepared.base_path, "silver", stage_key(config, prepared.base_path), documents,
-                        config.silver.epochs, progress)
+                        config.silver.epochs, progress, fit=fit)

@@ -8,16 +8,19 @@ folder is `models/cache/<name>-<hash>/`, the hash over everything that decides t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from inference.schema import REPO_ROOT
+from eastwest.inference.schema import REPO_ROOT
 
 from .annotations import AnnotatedDoc
-from .train import Prepared, fit
+if TYPE_CHECKING:  # train.fit runs the stages and is handed in: no import back up
+    from .train import Prepared
 
 CACHE_DIR = REPO_ROOT / "models" / "cache"
 
@@ -25,14 +28,15 @@ CACHE_DIR = REPO_ROOT / "models" / "cache"
 def word_features_key(config) -> dict:
     """The word-feature scheme, as part of a stage key; absent when off, so stages trained
     before word features existed keep their cache folders."""
-    from inference.lexicon import WORD_FEATURES_VERSION
+    from eastwest.inference.lexicon import WORD_FEATURES_VERSION
 
     return {"word_features": WORD_FEATURES_VERSION} if config.model.word_features else {}
 
 
 def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, documents: Callable[[], list[AnnotatedDoc]],
-                 epochs: float, progress: bool = True) -> str:
-    """The folder of stage `name` trained from `base_path` on `documents()`: cached, or trained now."""
+                 epochs: float, progress: bool = True, *, fit: Callable) -> str:
+    """The folder of stage `name` trained from `base_path` on `documents()`: cached, or trained now
+    with `fit` (training.train.fit, which calls the stages: it hands itself down)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     folder = CACHE_DIR / f"{name}-{digest}"
     if (folder / "stage.json").is_file():
@@ -48,7 +52,7 @@ def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, docum
     stage_config.written.exports = []
     stage_config.distill.teacher = ""
     stage_config.train.epochs = epochs
-    stage = Prepared(stage_config, base_path, prepared.tokenizer, docs, [])
+    stage = dataclasses.replace(prepared, config=stage_config, base_path=base_path, train_docs=docs, eval_docs=[])
     trainer, model = fit(stage, progress)
     if trainer.is_world_process_zero():
         tmp = folder.with_name(folder.name + ".tmp")

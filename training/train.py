@@ -18,14 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from inference.schema import LABELS
+from eastwest.inference.errors import TrainingError
+from eastwest.inference.schema import LABELS
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import Config, resolve_path
-
-
-class TrainingError(Exception):
-    pass
 
 
 @dataclass
@@ -138,7 +135,7 @@ def add_word_feature_types(model) -> None:
     already has the types (a cached stage trained with them) is left alone."""
     import torch
 
-    from inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION
+    from eastwest.inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION
 
     embeddings = getattr(getattr(model, model.base_model_prefix, None), "embeddings", None)
     old = getattr(embeddings, "token_type_embeddings", None)
@@ -194,11 +191,11 @@ def fit(prepared: Prepared, progress: bool = True):
     if cfg.silver.documents:  # first stage on silver data; the gold stage starts from its weights
         from .silver import ensure_silver_stage
 
-        base_path = ensure_silver_stage(prepared, progress)
+        base_path = ensure_silver_stage(prepared, progress, fit=fit)
     if cfg.written.exports:  # then the team-written corpus (training/written.py)
         from .written import ensure_written_stage
 
-        base_path = ensure_written_stage(prepared, base_path, progress)
+        base_path = ensure_written_stage(prepared, base_path, progress, fit=fit)
     if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
         base_path = str(resolve_path(cfg.distill.teacher))
     model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not (cfg.silver.documents or cfg.written.exports),
@@ -248,7 +245,7 @@ def fit(prepared: Prepared, progress: bool = True):
 
 def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int, decoding: str = "viterbi",
                    lexicon=None) -> dict:
-    from inference.tagger import Tagger
+    from eastwest.inference.tagger import Tagger
 
     from .evaluate import span_metrics
 
@@ -262,7 +259,7 @@ def save_model_folder(model, tokenizer, config: Config, output_dir: Path, metric
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lexicon = config.decoding.constraint()
-    from inference.lexicon import WORD_FEATURES_VERSION
+    from eastwest.inference.lexicon import WORD_FEATURES_VERSION
 
     model.config.eastwest = {"window": config.data.window, "stride": config.data.tagging_stride(),
                              "train_stride": config.data.stride, "labels": list(LABELS.names),
@@ -298,7 +295,7 @@ def run_training(config: Config, progress: bool = True) -> Path:
         from .evaluate import format_table
 
         print(format_table(metrics["eval"], "held-out documents"), flush=True)
-    from .cv import matching_cv_report
+    from .cv_reports import matching_cv_report
 
     cv_report = matching_cv_report(config)
     if cv_report is not None:

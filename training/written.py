@@ -9,11 +9,15 @@ seed articles stay the only thing scored.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import resolve_path
 from .stages import cached_stage, word_features_key
-from .train import Prepared, TrainingError
+from eastwest.inference.errors import TrainingError
+
+if TYPE_CHECKING:  # train.fit calls this stage: no import back up
+    from .train import Prepared
 
 
 def load_written(config) -> list[AnnotatedDoc]:
@@ -27,7 +31,7 @@ def load_written(config) -> list[AnnotatedDoc]:
     return report.docs
 
 
-def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = True) -> str:
+def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = True, *, fit) -> str:
     """Path of the written-corpus stage trained from `base_path` (the silver stage or the base model)."""
     config = prepared.config
     key = {
@@ -41,4 +45,4 @@ def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = Tr
         "stride": config.data.stride,
         "train": {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")},
     }
-    return cached_stage(prepared, base_path, "written", key, lambda: load_written(config), config.written.epochs, progress)
+    return cached_stage(prepared, base_path, "written", key, lambda: load_written(config), config.written.epochs, progress, fit=fit)
