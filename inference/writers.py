@@ -250,7 +250,10 @@ class _JsonlLog:
         self.fsync_every = fsync_every
         self.unsynced = 0
         self.models: set[str] = set()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:  # a folder, no permission, a read-only disk: one line, not a traceback
+            raise OutputError(f"cannot write {path}: {exc.strerror}") from None
         try:
             if lock:
                 try:
@@ -444,7 +447,10 @@ class _ParquetFormat:
     @staticmethod
     def read_ids(path: Path) -> tuple[set[str], set[str]]:
         """The document ids and model labels of a Parquet file."""
-        parquet = pq.ParquetFile(path)
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:  # not Parquet at all, or cut short
+            raise OutputError(f"{path} is not a Parquet file written here ({exc}); repair or remove it to resume") from None
         if not parquet.schema_arrow.remove_metadata().equals(SCHEMA):
             raise OutputError(f"{path} is not a Parquet file written with the schema {SCHEMA}")
         ids, models = set(), set()

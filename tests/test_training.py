@@ -63,7 +63,9 @@ def test_document_split_never_shares_a_document(gold_docs):
     train, held = split_by_document(gold_docs, ["001_7499d48701203260.txt"])
     assert [d.id for d in held] == ["001_7499d48701203260.txt"]
     assert not {d.id for d in train} & {d.id for d in held}
-    with pytest.raises(ValueError, match="not in the data"):
+    from eastwest.inference.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="not in the data"):
         split_by_document(gold_docs, ["nope.txt"])
 
 

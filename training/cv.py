@@ -38,7 +38,7 @@ def cross_validate(config: Config, progress: bool = False, baseline: bool = True
                    onnx: bool = False) -> dict:
     docs = load_gold(config)
     if len(docs) < 2:
-        raise ValueError("cross-validation needs at least two annotated documents")
+        raise TrainingError(f"cross-validation needs at least two annotated documents, the data has {len(docs)}")
     folds = []
     peers = {}
     if baseline:  # the peers (training/peers.py), scored on the same held-out articles

@@ -17,6 +17,8 @@ from eastwest.inference.lexicon import token_word_types
 from eastwest.inference.schema import LABELS
 from eastwest.inference.windows import encode_text, window_bounds
 
+from eastwest.inference.errors import TrainingError
+
 from .annotations import AnnotatedDoc
 
 IGNORE = -100
@@ -80,5 +82,5 @@ def split_by_document(docs: Sequence[AnnotatedDoc], held_out: Iterable[str]) -> 
     held = set(held_out)
     unknown = held - {d.id for d in docs}
     if unknown:
-        raise ValueError(f"held-out documents not in the data: {sorted(unknown)}")
+        raise TrainingError(f"data.eval_documents: documents not in the data: {sorted(unknown)}")
     return [d for d in docs if d.id not in held], [d for d in docs if d.id in held]
