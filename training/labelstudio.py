@@ -15,7 +15,6 @@ Requests are not retried behind the user's back: a repeated import would duplica
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eastwest.inference.errors import UserError
+from eastwest.inference.model_folder import check_model_folder, model_dir_for, weights_digest
 from eastwest.inference.schema import LABELS, LABELS_FILE, Entity
 
 URL_ENV = "LABEL_STUDIO_URL"
@@ -42,9 +42,7 @@ def _user_error(message: str) -> Exception:
 
 def resolve_model_dir(model_dir: str | Path | None) -> Path:
     """The folder `Tagger.load(model_dir)` would load, checked to be a usable model folder."""
-    from eastwest.inference.tagger import DEFAULT_MODEL_DIR, check_model_folder
-
-    folder = Path(model_dir or os.environ.get("EASTWEST_MODEL") or DEFAULT_MODEL_DIR)
+    folder = model_dir_for(model_dir)
     check_model_folder(folder)
     return folder
 
@@ -52,14 +50,7 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
 def model_version(model_dir: Path) -> str:
     """`<folder name>-<first 8 hex digits of the weights' SHA-256>`: retraining into the same
     folder gives a new version, so old predictions are never mistaken for the current model's."""
-    from eastwest.inference.tagger import WEIGHT_FILES
-
-    weights = next(model_dir / name for name in WEIGHT_FILES if (model_dir / name).is_file())
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"{model_dir.resolve().name}-{digest.hexdigest()[:8]}"
+    return f"{model_dir.resolve().name}-{weights_digest(model_dir, hex_digits=8)}"
 
 
 @dataclass
