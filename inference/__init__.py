@@ -14,6 +14,7 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
     configs/labels.yaml   the label set; schema.py derives tags, id2label and the Label Studio config
     schema.py             Label set and `Entity`: character offsets are the contract everywhere
     gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
+    rules.py              regex + gazetteer baseline tagger (what the model is compared with)
     windows.py            any-length token sequences → overlapping model windows (shared with training)
     lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
@@ -21,7 +22,6 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
     model_folder.py       what a model folder holds and which one a command means (the one check)
     devices.py            `--device` checked before anything loads
     onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
-    rules.py              regex + gazetteer baseline tagger (what the model is compared with)
     records.py            one record per report: who helps whom (partners, configs/pairings.yaml) and
                           every figure (facts)
     tagger.py             Tagger / Document: batching, windows, most-central vote, decoding

@@ -257,7 +257,7 @@ def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_pat
 
 
 def test_pooled_scores_count_every_span_once_and_skip_nothing():
-    from training.evaluate import pooled_metrics, span_metrics
+    from eastwest.training.evaluate import pooled_metrics, span_metrics
 
     text_a, text_b = "会宁县投入100万元", "帮扶30人"
     gold_a = [Entity(0, 3, "REGION", "会宁县"), Entity(5, 10, "MONEY", "100万元")]
@@ -271,7 +271,7 @@ def test_pooled_scores_count_every_span_once_and_skip_nothing():
     assert pooled["REGION"]["f1"] == 1.0  # b has no REGION: it neither helps nor hurts
     assert pooled == span_metrics([text_a, text_b], [gold_a, gold_b],
                                   [[gold_a[0], Entity(4, 10, "MONEY", "入100万元")], gold_b])
-    from training.cv import _mean
+    from eastwest.training.cv import _mean
 
     mean = _mean([a, b])
     assert mean["REGION"]["folds"] == 1 and mean["REGION"]["f1"] == 1.0  # b's missing REGION is no score, not 0
