@@ -85,7 +85,7 @@ def test_tag_none_is_a_clear_type_error(tagger):
 def test_bf16_precision_runs_the_encoder_in_bf16_and_agrees_with_fp32(tagger):
     import torch
 
-    from inference.tagger import pick_precision
+    from eastwest.inference.tagger import pick_precision
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))[:2]]
     fp32 = [tokens for _, tokens in tagger.predict_tokens(texts)]
