@@ -15,6 +15,8 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
     schema.py             Label set and `Entity`: character offsets are the contract everywhere
     gazetteer.py          offline administrative divisions: names, short forms, chains, traditional
     rules.py              regex + gazetteer baseline tagger (what the model is compared with)
+    record_types.py       the record as a type (pydantic): the one definition behind records.py's
+                          dicts, schema/*.schema.json and the CSV/Parquet fact columns
     windows.py            any-length token sequences → overlapping model windows (shared with training)
     lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions

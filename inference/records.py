@@ -5,7 +5,8 @@
      "facts": [{label, start, end, text, value, unit, qualifier, date, category, kind, regions, …}],
      "not_facts": [{label, start, end, text, reason}],
      "published": "YYYY-MM-DD" or None, "published_at": the full date-time or None}
-Every derived value carries the character span it came from, and the result is plain JSON.
+as plain JSON, key for key what `record_types.Record` defines (published as schema/record.schema.json;
+the tests validate real records against it). Every derived value carries the character span it came from.
 
 Partners. Who is east and who is west is data, not guesswork: configs/pairings.yaml lists the
 national East–West pairings and the counterpart-support (对口支援) pairings with their years, each
@@ -55,11 +56,11 @@ import yaml
 
 from eastwest.inference.gazetteer import LEVELS, Gazetteer, Region, to_simplified
 from eastwest.inference.normalize import normalize, parse_date
+from eastwest.inference.record_types import FACT_LABELS
 from eastwest.inference.schema import CONFIG_DIR, Entity
 
 CATEGORIES_FILE = CONFIG_DIR / "categories.yaml"
 PAIRINGS_FILE = CONFIG_DIR / "pairings.yaml"
-FACT_LABELS = ("MONEY", "PROJECT_COUNT", "PEOPLE_COUNT")
 _SENTENCE_END = re.compile(r"[。！？；!?;\n]")
 _CLAUSE_BREAK = re.compile(r"[，,；;。！？!?\n]")
 _ITEM_BREAK = re.compile(r"[，,；;。！？!?\n、：:]")

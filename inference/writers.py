@@ -2,15 +2,15 @@
 
 A tagged document is a dict
     {"id", "source", "text", "entities": [{start, end, label, text, score}],
-     "record": {"partners": [{"helper": {name, code, province, level}, "recipient": {...}}],
-                "facts": [{label, start, end, text, value, unit, qualifier, date, category,
-                           regions: [...], sentence: [s, e]}],
-                "published"},
+     "record": {"partners": [...], "facts": [...], "not_facts": [...], "published", "published_at"},
      "replaced": characters replaced in decoding, "model": {"name", "weights", "backend"}}
+as defined once in record_types.py (`TaggedDocument`, published as schema/document.schema.json).
 JSONL stores it whole, one object per line. CSV and Parquet store one row per fact (`fact_rows`):
 the document's id, source, model (`model_label`), replaced characters and publication date, its
 partners flattened into `;`-joined helper/recipient name and code columns (the i-th helper pairs
-with the i-th recipient), and the fact's fields; `regions` is a `;`-joined string of region names.
+with the i-th recipient), the fact's index, and the fact columns that `record_types.Fact` declares
+on its fields (`FACT_COLUMNS`: fact_label … sentence_end; `regions` is a `;`-joined string of region
+names, `part_of_start` the start of the whole a part belongs to, `value` a float64 of the exact value).
 A document without facts still gets one row, with empty fact columns, so that no document
 disappears from a table.
 
@@ -51,6 +51,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -58,22 +59,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import OutputError
+from .record_types import DECIMAL_PATTERN, FACT_COLUMNS
 
 FORMATS = ("jsonl", "csv", "parquet")
 DEFAULT_BATCH_SIZE = 200
 
+_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+# One row per fact: the document's columns, its partners flattened, the fact's index, then one column
+# per fact field as record_types.Fact declares them (`kind`, `per` and `part_of_start` among them, so
+# that a sum over a table adds transfers only, not prices, incomes or output values, and counts a part
+# (其中…) once: its whole's fact_start is in part_of_start).
+PARTNER_KEYS = ("name", "code")  # of each side's record_types.Region
 SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("model", pa.string()), ("replaced", pa.int64()),
     ("published", pa.string()),
-    ("helper_name", pa.string()), ("helper_code", pa.string()),
-    ("recipient_name", pa.string()), ("recipient_code", pa.string()),
-    ("fact_index", pa.int64()), ("fact_label", pa.string()), ("fact_start", pa.int64()), ("fact_end", pa.int64()),
-    ("fact_text", pa.string()), ("value", pa.float64()), ("unit", pa.string()), ("qualifier", pa.string()),
-    ("date", pa.string()), ("category", pa.string()),
-    # so that a sum over a table adds transfers only (not prices, incomes or output values) and counts
-    # a part (其中…) once: its whole's fact_start is in part_of_start
-    ("kind", pa.string()), ("per", pa.string()), ("part_of_start", pa.int64()),
-    ("regions", pa.string()), ("sentence_start", pa.int64()), ("sentence_end", pa.int64()),
+    *((f"{side}_{key}", pa.string()) for side in ("helper", "recipient") for key in PARTNER_KEYS),
+    ("fact_index", pa.int64()),
+    *((column.name, _ARROW[column.type]) for _, column in FACT_COLUMNS),
 ])
 COLUMNS = tuple(SCHEMA.names)
 
@@ -102,27 +104,16 @@ def fact_rows(doc: dict) -> list[dict]:
         "id": _text(doc["id"]), "source": _text(doc.get("source")), "model": model_label(doc.get("model")),
         "replaced": _int(doc.get("replaced")), "published": _text(record.get("published")),
         **{f"{side}_{key}": ";".join(_text(party.get(key)) or "" for party in parties) or None
-           for side, parties in sides.items() for key in ("name", "code")},
+           for side, parties in sides.items() for key in PARTNER_KEYS},
     }
     facts = record.get("facts") or []
     if not facts:
         return [{**common, **{c: None for c in COLUMNS if c not in common}}]
     rows = []
     for index, fact in enumerate(facts):
-        sentence = fact.get("sentence") or (None, None)
-        regions = [r.get("name") if isinstance(r, dict) else r for r in fact.get("regions") or []]
-        rows.append({
-            **common,
-            "fact_index": index, "fact_label": _text(fact.get("label")),
-            "fact_start": _int(fact.get("start")), "fact_end": _int(fact.get("end")),
-            "fact_text": _text(fact.get("text")), "value": _number(fact.get("value")),
-            "unit": _text(fact.get("unit")), "qualifier": _text(fact.get("qualifier")),
-            "date": _text(fact.get("date")), "category": _text(fact.get("category")),
-            "kind": _text(fact.get("kind")), "per": _text(fact.get("per")),
-            "part_of_start": _int((fact.get("part_of") or {}).get("start")),
-            "regions": ";".join(_text(r) for r in regions if r) or None,
-            "sentence_start": _int(sentence[0]), "sentence_end": _int(sentence[1]),
-        })
+        rows.append({**common, "fact_index": index,
+                     **{column.name: _CELL[column.type](column.get(fact.get(field)))
+                        for field, column in FACT_COLUMNS}})
     return rows
 
 
@@ -145,11 +136,17 @@ def _int(value) -> int | None:
 def _number(value) -> float | None:
     if value is None:
         return None
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):  # an exact amount with a fraction: "6.5"
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number for a fact value, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"fact value {value} is not a finite number")
     return float(value)
+
+
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+_CELL = {"string": _text, "int64": _int, "float64": _number}
 
 
 def json_default(value):
