@@ -120,6 +120,58 @@ def test_config_overrides_and_unknown_keys():
         load_config(REPO / "configs" / "missing.yaml")
 
 
+def test_config_rejects_wrong_types_naming_the_key():
+    """Strict types: no bool for an int, no str for an int or bool, one ConfigError line naming the key."""
+    for override, key, expected in [("train.batch_size=true", "train.batch_size", "int"),
+                                    ("train.batch_size='16'", "train.batch_size", "int"),
+                                    ("train.seed=1.5", "train.seed", "int"),
+                                    ("model.random_init=1", "model.random_init", "bool"),
+                                    ("model.base=3", "model.base", "str"),
+                                    ("train.learning_rate=fast", "train.learning_rate", "a number"),
+                                    ("train.epochs=true", "train.epochs", "a number"),
+                                    ("data.train=[1]", "data.train[0]", "str"),
+                                    ("data.train=gold.json", "data.train", "a list"),
+                                    ("train=3", "train", "a mapping")]:
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [override])
+        message = str(info.value)
+        assert message.startswith(f"{key}: expected {expected}, got "), (override, message)
+        assert "\n" not in message
+
+
+def test_config_rejects_unknown_nested_keys_naming_them():
+    with pytest.raises(ConfigError, match=r"^unknown key train\.batchsize \(known in train: epochs, batch_size"):
+        load_config(None, ["train.batchsize=8"])
+    with pytest.raises(ConfigError, match=r"^unknown key trian \(known: model, data"):
+        load_config(None, ["trian.epochs=3"])
+    from eastwest.training.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=r"unknown key decoding\.lexicon_penalty.*; train\.seed: expected int"):
+        config_from_dict({"decoding": {"lexicon_penalty": 1}, "train": {"seed": "x"}})
+
+
+def test_config_numbers_floats_and_dict_output():
+    import copy
+
+    from eastwest.training.config import Config, config_from_dict
+
+    config = load_config(None, ["train.learning_rate=5e-4", "train.epochs=3", "augment.regions=1",
+                                "data.tag_stride=null", "model.layers=2"])
+    assert config.train.learning_rate == 0.0005 and isinstance(config.train.learning_rate, float)
+    assert config.train.epochs == 3.0 and isinstance(config.train.epochs, float)
+    assert config.augment.regions == 1.0 and config.data.tag_stride is None and config.model.layers == 2
+    tree = config.to_dict()
+    assert list(tree) == ["model", "data", "augment", "silver", "written", "decoding", "distill", "train", "output"]
+    assert tree["train"]["learning_rate"] == 0.0005 and tree["data"]["train"] == ["annotations/gold.json"]
+    assert config_from_dict(tree) == config
+    assert Config().to_dict() == config_from_dict({}).to_dict()
+    fold = copy.deepcopy(config)
+    fold.data.eval_documents = ["a.txt"]
+    assert config.data.eval_documents == [] and fold.data.eval_documents == ["a.txt"]
+    with pytest.raises(ValueError):  # assignments are checked too
+        fold.train.batch_size = True
+
+
 def _train_cli(*overrides, cwd=REPO):
     cmd = [sys.executable, "-m", "eastwest", "train", str(REPO / "configs" / "default.yaml"), "-q"]
     for o in overrides:
