@@ -64,7 +64,8 @@ _COMMON_WORDS = frozenset(
 
 _MAX_CHAIN_SEGMENTS = 5
 # What may follow the deepest known division in a chain: a village or community, absent from the data.
-_VILLAGE_TAIL = re.compile(r"[\u4e00-\u9fff]{1,12}(?:村|社区|居委会|村委会|嘎查|屯)")
+# 乡村 and 农村 mean "the countryside" (会宁乡村振兴), never a village's name.
+_VILLAGE_TAIL = re.compile(r"[\u4e00-\u9fff]{1,12}(?:(?<![乡农])村|社区|居委会|村委会|嘎查|屯)")
 
 
 @dataclass(frozen=True)

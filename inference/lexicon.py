@@ -34,8 +34,9 @@ from .schema import Entity
 # The labels whose boundaries are words: numbers and dates end inside words all the time (29个项目).
 CONSTRAINED_LABELS = ("REGION", "ORG")
 # Towns, villages and communities: the gazetteer lacks villages and renamed towns, so a name with
-# one of these heads (two characters or more before it) is accepted as it stands.
-_LOCAL_NAME = re.compile(r"[\u4e00-\u9fff]{2,14}(?:村|社区|居委会|嘎查|屯|镇|乡|街道|苏木)")
+# one of these heads (two characters or more before it) is accepted as it stands. 乡村 and 农村 are
+# "the countryside", not a village's head (会宁乡村 is 会宁 + 乡村).
+_LOCAL_NAME = re.compile(r"[\u4e00-\u9fff]{2,14}(?:(?<![乡农])村|社区|居委会|嘎查|屯|镇|乡|街道|苏木)")
 # Divisions renamed or re-levelled since (那曲地区 → 那曲市, 水城县 → 水城区): the name before the
 # level word still parses. Reports from 1996 on use the names of their time.
 _OLD_LEVEL = re.compile(r"(.{2,}?)(?:地区|县|区|市|旗|盟|州)$")

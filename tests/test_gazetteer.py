@@ -55,7 +55,8 @@ def test_resolve(gaz, surface, full_name, level):
     assert (region.full_name, region.level) == (full_name, level)
 
 
-@pytest.mark.parametrize("surface", ["津甘", "城渭", "闽宁", "两县一区", "东西部", "津", "甘", "河西走", ""])
+@pytest.mark.parametrize("surface", ["津甘", "城渭", "闽宁", "两县一区", "东西部", "津", "甘", "河西走", "",
+                                     "会宁乡村", "定西农村"])  # 乡村, 农村: the countryside, not a village
 def test_not_regions(gaz, surface):
     assert gaz.resolve(surface) is None
 
