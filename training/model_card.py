@@ -33,8 +33,9 @@ def model_card(config: Config, metrics: dict) -> str:
         "## Training",
         f"- base model: `{config.model.base}`" + (f", first {config.model.layers} layers" if config.model.layers else ""),
         ("- word features: each character's place in its jieba word and the word's kind (gazetteer place, "
-         "organisation head, other) as `token_type_ids` (`inference/lexicon.py`); plain transformers loads the "
-         "folder, but only the `eastwest` Tagger feeds the types") if config.model.word_features else
+         "organisation head, other), or in a money/count/date pattern of the rule tagger, as `token_type_ids` "
+         "(`inference/lexicon.py`); plain transformers loads the folder, but only the `eastwest` Tagger feeds "
+         "the types") if config.model.word_features else
         "- word features: none (token_type_ids all 0)",
         f"- data: {', '.join(config.data.train)} ({len(metrics.get('train_documents', []))} documents)",
         f"- windows of {config.data.window} tokens, stride {config.data.stride} (tagging: {config.data.tagging_stride()}); "
