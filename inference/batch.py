@@ -68,14 +68,18 @@ def _chunks(docs: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def model_identity(model: str | None, backend: str) -> dict:
+def model_identity(model: str | None, backend: str, precision: str = "auto", device: str | None = None) -> dict:
     """What every record says about its model: the folder's name, the first 12 hex digits of the
-    SHA-256 of the weights file the backend loads (a folder retrained in place differs), and the
-    backend. A missing folder or weights file is the loader's one-line error."""
+    SHA-256 of the weights file the backend loads (a folder retrained in place differs), the
+    backend and the arithmetic (int8 for onnx; fp32 or bf16 for torch, `precision` resolved for
+    `device`). A missing folder or weights file is the loader's one-line error."""
     from .model_folder import model_dir_for, weights_digest
+    from .tagger import pick_device, pick_precision
 
     folder = model_dir_for(model)  # found as Tagger.load finds it
-    return {"name": folder.resolve().name, "weights": weights_digest(folder, backend), "backend": backend}
+    arithmetic = "int8" if backend == "onnx" else pick_precision(precision, pick_device(device))
+    return {"name": folder.resolve().name, "weights": weights_digest(folder, backend), "backend": backend,
+            "precision": arithmetic}
 
 
 def _groups(docs: list[SourceDoc], chars: int) -> Iterator[list[SourceDoc]]:
@@ -111,7 +115,7 @@ def tag_chunk(tagger, chunk: list[SourceDoc], batch_size: int,
         yield results
 
 
-def _init_worker(model: str | None, device: str | None, threads: int, backend: str) -> None:
+def _init_worker(model: str | None, device: str | None, threads: int, backend: str, precision: str) -> None:
     import torch
 
     from .tagger import Tagger
@@ -119,7 +123,7 @@ def _init_worker(model: str | None, device: str | None, threads: int, backend: s
     global _worker_tagger
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: no worker tracebacks
     torch.set_num_threads(threads)
-    _worker_tagger = Tagger.load(model, device=device, backend=backend)
+    _worker_tagger = Tagger.load(model, device=device, backend=backend, precision=precision)
 
 
 def _work(chunk: list[SourceDoc], batch_size: int, model: dict):
@@ -193,7 +197,7 @@ def tag_inputs(args) -> int:
     fmt = output_format(args.output, args.format)
     _check_tag_args(args, fmt)
     check_device(args.device)
-    model = model_identity(args.model, args.backend)
+    model = model_identity(args.model, args.backend, args.precision, args.device)
     run = _open_run(args, fmt, model) if args.output else _StdoutRun()
     if getattr(run, "retrying", 0):
         print(f"eastwest: retrying {run.retrying} document{'s' if run.retrying != 1 else ''} that failed before "
@@ -243,7 +247,7 @@ def tag_inputs(args) -> int:
         if args.workers == 1:
             from .tagger import Tagger
 
-            tagger = Tagger.load(args.model, device=args.device, backend=args.backend)
+            tagger = Tagger.load(args.model, device=args.device, backend=args.backend, precision=args.precision)
             start_clock()
             for chunk in chunks:
                 for results in tag_chunk(tagger, chunk, args.batch_size, model):
@@ -251,7 +255,7 @@ def tag_inputs(args) -> int:
         else:
             threads = max(1, (os.cpu_count() or 1) // args.workers)
             pool = ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                                       initargs=(args.model, args.device, threads, args.backend))
+                                       initargs=(args.model, args.device, threads, args.backend, args.precision))
             try:
                 start_clock()  # the workers load their models concurrently with the first chunks
                 in_flight: deque = deque()

@@ -51,7 +51,7 @@ def _open_tagger(args):
     from .tagger import Tagger
 
     check_device(args.device)
-    return Tagger.load(args.model, device=args.device, backend=args.backend)
+    return Tagger.load(args.model, device=args.device, backend=args.backend, precision=args.precision)
 
 
 def cmd_tag(args) -> int:
@@ -125,6 +125,8 @@ def _model_args(p) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="torch (default) or onnx: the int8 ONNX model on CPU (make it with export-onnx)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="the torch encoder's arithmetic; auto (default): bf16 where the CPU or GPU does it natively")
 
 
 def cmd_export_onnx(args) -> int:

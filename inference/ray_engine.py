@@ -53,14 +53,14 @@ def _read(row: dict, text_field: str, max_bytes: int, errors: str) -> list[dict]
 class TaggerActor:
     """One Tagger per actor, loaded once; `__call__` tags a batch of documents."""
 
-    def __init__(self, model: str | None, device: str | None, backend: str, threads: int, fmt: str, batch_size: int,
-                 identity: dict):
+    def __init__(self, model: str | None, device: str | None, backend: str, precision: str, threads: int, fmt: str,
+                 batch_size: int, identity: dict):
         import torch
 
         from .tagger import Tagger
 
         torch.set_num_threads(threads)
-        self.tagger = Tagger.load(model, device=device, backend=backend)
+        self.tagger = Tagger.load(model, device=device, backend=backend, precision=precision)
         self.fmt = fmt
         self.batch_size = batch_size
         self.identity = identity  # batch.model_identity, computed once by the driver
@@ -150,9 +150,9 @@ def tag_with_ray(args) -> dict:
         compute=ray.data.TaskPoolStrategy(size=max(1, args.workers)))
     tagged = docs.map_batches(
         TaggerActor,
-        fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": args.backend, "threads": threads,
-                               "fmt": fmt, "batch_size": args.batch_size,
-                               "identity": model_identity(args.model, args.backend)},
+        fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": args.backend,
+                               "precision": args.precision, "threads": threads, "fmt": fmt, "batch_size": args.batch_size,
+                               "identity": model_identity(args.model, args.backend, args.precision, args.device)},
         batch_size=DOCS_PER_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_cpus=threads, num_gpus=args.gpus_per_worker or None,
     )

@@ -193,6 +193,7 @@ class ModelInfo(_Model):
     name: str = Field(description="the model folder's name")
     weights: str = Field(description="first 12 hex digits of the SHA-256 of the weights file")
     backend: Literal["torch", "onnx"]
+    precision: Literal["fp32", "bf16", "int8"] = Field(description="the encoder's arithmetic (int8: the onnx backend)")
 
 
 class TaggedDocument(_Model):

@@ -110,7 +110,7 @@ class _Window:
 
 class Tagger:
     def __init__(self, model, tokenizer, window: int | None = None, stride: int | None = None, device: str | None = None,
-                 decoding: str = "viterbi", lexicon: LexiconConstraint | None = _FROM_MODEL, precision: str = "fp32"):
+                 decoding: str = "viterbi", lexicon: LexiconConstraint | None = _FROM_MODEL, precision: str = "auto"):
         if decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {decoding!r}: use {' or '.join(DECODINGS)}")
         self.decoding = decoding

@@ -47,7 +47,7 @@ def seed_texts():
 
 @pytest.fixture(scope="module")
 def torch_tagger(tiny_model_dir):
-    return Tagger.load(tiny_model_dir, device="cpu")
+    return Tagger.load(tiny_model_dir, device="cpu", precision="fp32")  # the reference the exports must match
 
 
 def _spans(tagger, texts):
@@ -143,7 +143,7 @@ def test_word_features_model_exports_with_token_type_ids(tiny_word_features_mode
 
     folder = _copy_model(tiny_word_features_model_dir, tmp_path / "model")
     assert export_onnx(folder).fp32_max_diff < 1e-3
-    torch_tagger = Tagger.load(folder, device="cpu")
+    torch_tagger = Tagger.load(folder, device="cpu", precision="fp32")
     fp32 = OnnxTokenClassifier(folder / FP32_NAME, torch_tagger.model.config)
     assert "token_type_ids" in fp32.input_names
     expected = _spans(torch_tagger, seed_texts[:2])

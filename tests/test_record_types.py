@@ -106,6 +106,7 @@ def test_table_columns_come_from_the_fact_definition():
 @pytest.mark.skipif(not SEEDS.exists(), reason="no seed reports")
 def test_tagger_output_validates(tiny_model_dir):
     from eastwest.inference import Tagger
+    from eastwest.inference.batch import model_identity
 
     schema = validator(TaggedDocument)
     tagger = Tagger.load(tiny_model_dir, device="cpu")
@@ -115,5 +116,5 @@ def test_tagger_output_validates(tiny_model_dir):
         line = json.loads(doc.to_json())
         assert_valid(schema, line)
         assert list(line) == ["id", "source", "text", "entities", "record"]
-        with_run_fields = {**line, "replaced": 0, "model": {"name": "model", "weights": "0" * 12, "backend": "torch"}}
+        with_run_fields = {**line, "replaced": 0, "model": model_identity(str(tiny_model_dir), "torch", device="cpu")}
         assert_valid(schema, with_run_fields)

@@ -88,7 +88,7 @@ def test_bf16_precision_runs_the_encoder_in_bf16_and_agrees_with_fp32(tagger):
     from eastwest.inference.tagger import pick_precision
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))[:2]]
-    fp32 = [tokens for _, tokens in tagger.predict_tokens(texts)]
+    fp32 = [tokens for _, tokens in Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="fp32").predict_tokens(texts)]
     bf16 = [tokens for _, tokens in Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="bf16").predict_tokens(texts)]
     same = sum(x == y for a, b in zip(fp32, bf16) for x, y in zip(a.tags, b.tags))
     assert same / sum(len(a.tags) for a in fp32) >= 0.97  # bf16 rounding flips only near-ties
@@ -197,6 +197,7 @@ def test_records_name_their_model_and_another_model_is_refused(tmp_path, tiny_mo
     [first] = _jsonl(out)
     assert first["model"]["name"] == tiny_model_dir.name and first["model"]["backend"] == "torch"
     assert len(first["model"]["weights"]) == 12 and first["replaced"] == 0
+    assert first["model"]["precision"] == Tagger.load(tiny_model_dir, device="cpu").precision  # auto: what ran
 
     retrained = shutil.copytree(tiny_model_dir, tmp_path / "v2" / tiny_model_dir.name)  # same name, new weights
     weights = load_file(retrained / "model.safetensors")

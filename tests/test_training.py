@@ -290,7 +290,7 @@ def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_pat
     saved = json.loads((out / "config.json").read_text())
     assert saved["type_vocab_size"] == WORD_FEATURE_TYPES and saved["eastwest"]["word_features"] == WORD_FEATURES_VERSION
 
-    tagger = Tagger.load(out, device="cpu")
+    tagger = Tagger.load(out, device="cpu", precision="fp32")  # compared with fp32 forward passes below
     text = "遵义市人民医院投入资金，帮扶工作队来了"
     [(_, tokens)] = list(tagger.predict_tokens([text]))
     ids, offsets = encode_text(tagger.tokenizer, text)

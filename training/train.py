@@ -244,12 +244,15 @@ def fit(prepared: Prepared, progress: bool = True):
 
 
 def evaluate_model(model, tokenizer, docs: list[AnnotatedDoc], window: int, stride: int, decoding: str = "viterbi",
-                   lexicon=None) -> dict:
+                   lexicon=None, precision: str = "fp32") -> dict:
+    """Strict span scores of `model` on `docs`; fp32 by default, the reference every other path
+    (bf16, int8) is compared with, whatever this machine would pick."""
     from eastwest.inference.tagger import Tagger
 
     from .evaluate import span_metrics
 
-    tagger = Tagger(model, tokenizer, window=window, stride=stride, decoding=decoding, lexicon=lexicon)
+    tagger = Tagger(model, tokenizer, window=window, stride=stride, decoding=decoding, lexicon=lexicon,
+                    precision=precision)
     predicted = [d.entities for d in tagger.tag_many([doc.text for doc in docs])]
     return span_metrics([d.text for d in docs], [d.entities for d in docs], predicted)
 
