@@ -140,12 +140,12 @@ def main(argv=None) -> int:
     memory: dict[str, int] = {}
     base_rss = psutil.Process().memory_info().rss
     with PeakRSS() as peak:
-        systems["tagger torch"] = Tagger.load(args.model_dir, device="cpu")
+        systems["tagger torch"] = Tagger.load(args.model_dir, device="cpu", precision="fp32")
     memory["tagger torch"] = peak.peak
     tagger = systems["tagger torch"]
     # The pipeline decodes greedily (argmax per token); the Tagger's default is Viterbi. The same
     # model with greedy decoding shows the agreement that comes from windows and batching alone.
-    systems["tagger torch greedy"] = Tagger(tagger.model, tagger.tokenizer, device="cpu", decoding="greedy")
+    systems["tagger torch greedy"] = Tagger(tagger.model, tagger.tokenizer, device="cpu", decoding="greedy", precision="fp32")
     # bf16 autocast, where the CPU does bf16 natively (what precision="auto" picks there)
     systems["tagger torch bf16"] = Tagger(tagger.model, tagger.tokenizer, device="cpu", precision="bf16")
     if not args.no_pipeline:
