@@ -144,21 +144,15 @@ def _sample_batch(tokenizer, window: int) -> tuple[torch.Tensor, torch.Tensor, t
     """Three rows of real tokens (full window, half, a few), right-padded like Tagger's batches,
     with their word-feature types."""
     from .lexicon import token_word_types
-    from .windows import encode_text
+    from .windows import encode_text, pad_batch
 
     text = _SAMPLE * (window // len(_SAMPLE) + 1)
     ids, offsets = encode_text(tokenizer, text)
     word_types = token_word_types(offsets, text)
     pad = tokenizer.pad_token_id or 0
     lengths = [window - 2, max(1, (window - 2) // 2), min(5, window - 2)]
-    input_ids = torch.full((len(lengths), window), pad, dtype=torch.long)
-    attention = torch.zeros((len(lengths), window), dtype=torch.long)
-    types = torch.zeros((len(lengths), window), dtype=torch.long)
-    for row, n in enumerate(lengths):
-        input_ids[row, : n + 2] = torch.tensor([tokenizer.cls_token_id, *ids[:n], tokenizer.sep_token_id])
-        attention[row, : n + 2] = 1
-        types[row, 1 : n + 1] = torch.tensor(word_types[:n])
-    return input_ids, attention, types
+    return pad_batch([ids[:n] for n in lengths], pad, [word_types[:n] for n in lengths],
+                     tokenizer.cls_token_id, tokenizer.sep_token_id, width=window)
 
 
 @dataclass

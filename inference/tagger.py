@@ -21,7 +21,7 @@ from .bio import boundary_penalties, tags_to_spans, viterbi_decode_many
 from .lexicon import (CONSTRAINED_LABELS, WORD_FEATURES_VERSION, LexiconConstraint, segment, token_mid_word,
                       token_word_types)
 from .schema import Entity
-from .windows import encode_text, most_central_window, window_bounds
+from .windows import encode_text, most_central_window, pad_batch, window_bounds
 
 from .errors import ModelFolderError
 from .model_folder import DEFAULT_MODEL_DIR, REQUIRED_FILES, WEIGHT_FILES, check_model_folder, model_dir_for  # noqa: F401
@@ -234,16 +234,8 @@ class Tagger:
         order = sorted(windows, key=lambda w: len(w.ids), reverse=True)
         for i in range(0, len(order), batch_size):
             batch = order[i : i + batch_size]
-            width = len(batch[0].ids) + 2
-            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            types = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, w in enumerate(batch):
-                n = len(w.ids) + 2
-                input_ids[row, :n] = torch.tensor([self.cls_id, *w.ids, self.sep_id])
-                attention[row, :n] = 1
-                if w.types is not None:
-                    types[row, 1 : n - 1] = torch.tensor(w.types)
+            input_ids, attention, types = pad_batch([w.ids for w in batch], self.pad_id, [w.types for w in batch],
+                                                    self.cls_id, self.sep_id)
             inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
             if self.word_features:
                 inputs["token_type_ids"] = types.to(self.device)

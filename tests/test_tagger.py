@@ -404,3 +404,15 @@ def test_viterbi_never_mixes_labels_inside_an_entity(tagger):
     (_, tokens), = tagger.predict_tokens(["2021年4月，天津市和平区帮扶会宁县29个项目，带动2086人就业。" * 20])
     assert _valid_iob2(tokens.tags)
     assert viterbi_decode(torch.zeros((0, len(tags))), tags) == ([], [])
+
+
+def test_pad_batch_wraps_pads_and_places_types():
+    from eastwest.inference.windows import pad_batch
+
+    ids, mask, types = pad_batch([[5, 6, 7], [8]], 0, [[1, 2, 3], None], cls_id=101, sep_id=102)
+    assert ids.tolist() == [[101, 5, 6, 7, 102], [101, 8, 102, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert types.tolist() == [[0, 1, 2, 3, 0], [0, 0, 0, 0, 0]]
+    ids, mask, types = pad_batch([[101, 5, 102], [101, 102]], 9, [[0, 3, 0], [0, 0]], width=4)  # rows as they are
+    assert ids.tolist() == [[101, 5, 102, 9], [101, 102, 9, 9]] and mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
+    assert types.tolist() == [[0, 3, 0, 0], [0, 0, 0, 0]] and str(ids.dtype) == "torch.int64"

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from transformers import DataCollatorForTokenClassification, Trainer
 
 from eastwest.inference.errors import TrainingError
+from eastwest.inference.windows import pad_batch
 
 TEACHER_COLUMN = "teacher_logits"
 
@@ -51,15 +52,8 @@ def add_teacher_logits(dataset, teacher, pad_id: int, batch_size: int = 32):
     type_rows = dataset["token_type_ids"] if "token_type_ids" in dataset.column_names else None
     for i in range(0, len(rows), batch_size):
         batch = rows[i : i + batch_size]
-        width = max(len(r) for r in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        types = torch.zeros((len(batch), width), dtype=torch.long)
-        for j, r in enumerate(batch):
-            ids[j, : len(r)] = torch.tensor(r)
-            mask[j, : len(r)] = 1
-            if type_rows is not None:
-                types[j, : len(r)] = torch.tensor(type_rows[i + j])
+        types = type_rows[i : i + batch_size] if type_rows is not None else None
+        ids, mask, types = pad_batch(batch, pad_id, types)
         out = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float()
         logits += [out[j, : len(r)].tolist() for j, r in enumerate(batch)]
     return dataset.add_column(TEACHER_COLUMN, logits)
