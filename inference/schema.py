@@ -6,6 +6,7 @@ An `Entity` is the contract between components: character offsets into the docum
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,3 +82,68 @@ class Entity:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class SpanCheck:
+    """What `check_spans` found: the good spans as entities (sorted), one line per problem
+    ("span [start:end] ..."), and one line per whitespace trim."""
+    entities: list[Entity]
+    problems: list[str]
+    fixes: list[str]
+
+
+def _utf16_hint(text: str, start: int, end: int, expected: str) -> str:
+    encoded = text.encode("utf-16-le")
+    if encoded[2 * start : 2 * end].decode("utf-16-le", errors="replace") == expected:
+        return " (the offsets fit UTF-16 code units: the export was shifted by emoji/astral characters)"
+    return ""
+
+
+def check_spans(text: str, spans, labels: Iterable[str] | None = None, whitespace: str = "error",
+                overlaps: bool = True) -> SpanCheck:
+    """The one span validator: each (start, end, label, surface) of `text` checked in turn.
+
+    A span's offsets must lie in the text (0 <= start < end <= len), its label in the label set
+    (`labels`, default configs/labels.yaml), its surface (None: not given) equal text[start:end].
+    `whitespace` at a span's edge: "error", "trim" (trimmed, reported in `fixes`) or "allow";
+    `overlaps` adds one problem per overlapping pair. A span with a problem is left out of the
+    entities. Callers put their own "file: task N: " before each problem line."""
+    known = tuple(labels) if labels is not None else LABELS.names
+    entities: list[Entity] = []
+    problems: list[str] = []
+    fixes: list[str] = []
+    for start, end, label, given in spans:
+        span = f"[{start}:{end}]"
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            problems.append(f"span {span} is out of range for a text of {len(text)} characters")
+            continue
+        if not isinstance(label, str) or label not in known:
+            problems.append(f"span {span} has unknown label {label!r} (known: {', '.join(known)})")
+            continue
+        surface = text[start:end]
+        if given is not None and given != surface:
+            problems.append(f"span {span} says {given!r} but the text there is {surface!r} (value.text != text[start:end])"
+                            + _utf16_hint(text, start, end, given))
+            continue
+        if whitespace != "allow" and surface != surface.strip():
+            if whitespace != "trim":
+                problems.append(f"span {span} {surface!r} has whitespace at its edge (use --fix-whitespace to trim)")
+                continue
+            new_start = start + len(surface) - len(surface.lstrip())
+            new_end = end - (len(surface) - len(surface.rstrip()))
+            if new_start >= new_end:
+                problems.append(f"span {span} is only whitespace")
+                continue
+            fixes.append(f"span {span} trimmed to [{new_start}:{new_end}]")
+            start, end = new_start, new_end
+        entities.append(Entity(start, end, label, text[start:end]))
+    entities.sort(key=lambda e: (e.start, e.end))
+    if overlaps:
+        reach = None  # the entity so far that ends last: b may overlap it without overlapping its neighbour
+        for b in entities:
+            if reach is not None and b.start < reach.end:
+                problems.append(f"spans [{reach.start}:{reach.end}] {reach.label} and [{b.start}:{b.end}] {b.label} overlap")
+            if reach is None or b.end > reach.end:
+                reach = b
+    return SpanCheck(entities, problems, fixes)

@@ -180,3 +180,20 @@ def test_a_document_in_a_later_export_replaces_the_earlier_one(tmp_path, tasks):
     replaced = next(d for d in report.docs if d.id == str(tasks[1]["data"]["source"]))
     assert len(replaced.entities) == 3 and replaced.source == str(second)
     assert report.replaced == [f"{replaced.id}: {first} → {second}"]
+
+
+def test_check_spans_is_the_one_validator():
+    from eastwest.inference.schema import check_spans
+
+    text = "甘肃省 会宁县人民医院"
+    checked = check_spans(text, [(0, 3, "REGION", "甘肃省"), (4, 7, "REGION", None), (4, 11, "ORG", "会宁县人民医院"),
+                                 (9, 30, "ORG", None), (0, 2, "PERSON", None), (3, 5, "ORG", " 会")])
+    assert [(e.start, e.end) for e in checked.entities] == [(0, 3), (4, 7), (4, 11)]
+    assert [p.split(" ", 2)[1] for p in checked.problems] == ["[9:30]", "[0:2]", "[3:5]", "[4:7]"]
+    assert "out of range" in checked.problems[0] and "unknown label 'PERSON'" in checked.problems[1]
+    assert "whitespace" in checked.problems[2] and checked.problems[3].endswith("overlap")
+    # a span may overlap an earlier one that is not its neighbour in start order
+    nested = check_spans("一二三四五六", [(0, 6, "ORG", None), (1, 2, "REGION", None), (3, 4, "REGION", None)])
+    assert len(nested.problems) == 2
+    trimmed = check_spans(text, [(3, 5, "ORG", None)], whitespace="trim")
+    assert trimmed.fixes == ["span [3:5] trimmed to [4:5]"] and trimmed.entities[0].text == "会"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eastwest.inference.errors import AnnotationError
-from eastwest.inference.schema import LABELS, Entity
+from eastwest.inference.schema import Entity, check_spans
 
 
 @dataclass
@@ -80,18 +80,10 @@ def _latest_annotation(task: dict) -> dict | None:
     return max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
 
 
-def _utf16_hint(text: str, start: int, end: int, expected: str) -> str:
-    encoded = text.encode("utf-16-le")
-    if encoded[2 * start : 2 * end].decode("utf-16-le", errors="replace") == expected:
-        return " (the offsets fit UTF-16 code units: the export was shifted by emoji/astral characters)"
-    return ""
-
-
 def validate_tasks(
     tasks: Iterable, source: str = "<export>", fix_whitespace: bool = False, text_key: str = "text"
 ) -> LoadReport:
     report = LoadReport()
-    known = set(LABELS.names)
     for index, task in enumerate(tasks):
         where = f"{source}: task {task.get('id', f'#{index}') if isinstance(task, dict) else f'#{index}'}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
@@ -109,7 +101,7 @@ def validate_tasks(
         if not isinstance(result, list):
             report.errors.append(f"{where}: annotation {annotation.get('id')} has no result list")
             continue
-        entities, errors = _check_result(result, text, known, where, fix_whitespace, report.fixes)
+        entities, errors = _check_result(result, text, where, fix_whitespace, report.fixes)
         if errors:
             report.errors.extend(errors)
             continue
@@ -119,51 +111,22 @@ def validate_tasks(
     return report
 
 
-def _check_result(result, text, known, where, fix_whitespace, fixes):
-    entities: list[Entity] = []
-    errors: list[str] = []
+def _check_result(result, text, where, fix_whitespace, fixes):
+    """Label Studio span results → entities, through the one span validator (inference/schema.py)."""
+    spans, errors = [], []
     for item in result:
         value = item.get("value") if isinstance(item, dict) else None
         if not isinstance(value, dict) or "start" not in value or "end" not in value or "labels" not in value:
             errors.append(f"{where}: result item {item.get('id') if isinstance(item, dict) else item!r} lacks value.start/end/labels")
             continue
-        start, end, labels = value["start"], value["end"], value["labels"]
-        span = f"[{start}:{end}]"
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-            errors.append(f"{where}: span {span} out of range for a text of {len(text)} characters")
-            continue
+        labels = value["labels"]
         if not isinstance(labels, list) or len(labels) != 1:
-            errors.append(f"{where}: span {span} must carry exactly one label, got {labels!r}")
+            errors.append(f"{where}: span [{value['start']}:{value['end']}] must carry exactly one label, got {labels!r}")
             continue
-        label = labels[0]
-        if label not in known:
-            errors.append(f"{where}: span {span} has unknown label {label!r} (known: {', '.join(LABELS.names)})")
-            continue
-        given = value.get("text")
-        if given is not None and given != text[start:end]:
-            errors.append(
-                f"{where}: span {span} value.text {given!r} != text[start:end] {text[start:end]!r}"
-                + _utf16_hint(text, start, end, given)
-            )
-            continue
-        surface = text[start:end]
-        if surface != surface.strip():
-            if not fix_whitespace:
-                errors.append(f"{where}: span {span} {surface!r} has whitespace at its edge (use --fix-whitespace to trim)")
-                continue
-            new_start = start + len(surface) - len(surface.lstrip())
-            new_end = end - (len(surface) - len(surface.rstrip()))
-            if new_start >= new_end:
-                errors.append(f"{where}: span {span} is only whitespace")
-                continue
-            fixes.append(f"{where}: span {span} trimmed to [{new_start}:{new_end}]")
-            start, end = new_start, new_end
-        entities.append(Entity(start, end, label, text[start:end]))
-    entities.sort(key=lambda e: (e.start, e.end))
-    for a, b in zip(entities, entities[1:]):
-        if b.start < a.end:
-            errors.append(f"{where}: spans [{a.start}:{a.end}] {a.label} and [{b.start}:{b.end}] {b.label} overlap")
-    return entities, errors
+        spans.append((value["start"], value["end"], labels[0], value.get("text")))
+    checked = check_spans(text, spans, whitespace="trim" if fix_whitespace else "error")
+    fixes += [f"{where}: {fix}" for fix in checked.fixes]
+    return checked.entities, errors + [f"{where}: {problem}" for problem in checked.problems]
 
 
 def load_exports(paths: Iterable[str | Path], fix_whitespace: bool = False) -> LoadReport:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from eastwest.inference.errors import UserError
 from eastwest.inference.model_folder import check_model_folder, model_dir_for, weights_digest
-from eastwest.inference.schema import LABELS, LABELS_FILE, Entity
+from eastwest.inference.schema import LABELS, LABELS_FILE, Entity, check_spans
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
@@ -96,21 +96,21 @@ def to_results(entities: Sequence[Entity]) -> list[dict]:
 
 
 def result_problems(text: str, results: Sequence[dict]) -> list[str]:
-    """What is wrong with span results for `text`: offsets, surface text, label, names."""
-    problems = []
+    """What is wrong with span results for `text`: names, then offsets, label and surface text
+    through the one span validator (inference/schema.py)."""
+    problems, spans = [], []
     for item in results:
         value = item.get("value") or {}
         start, end, labels = value.get("start"), value.get("end"), value.get("labels")
-        where = f"span [{start}:{end}]"
         if (item.get("from_name"), item.get("to_name"), item.get("type")) != (FROM_NAME, TO_NAME, "labels"):
-            problems.append(f"{where} is not a {FROM_NAME}→{TO_NAME} labels result")
-        elif not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-            problems.append(f"{where} is out of range for a text of {len(text)} characters")
-        elif text[start:end] != value.get("text"):
-            problems.append(f"{where} says {value.get('text')!r} but the text there is {text[start:end]!r}")
-        elif not (isinstance(labels, list) and len(labels) == 1 and labels[0] in LABELS.names):
-            problems.append(f"{where} has labels {labels!r}, expected one of {', '.join(LABELS.names)}")
-    return problems
+            problems.append(f"span [{start}:{end}] is not a {FROM_NAME}→{TO_NAME} labels result")
+        elif not (isinstance(labels, list) and len(labels) == 1):
+            problems.append(f"span [{start}:{end}] has labels {labels!r}, expected one of {', '.join(LABELS.names)}")
+        elif not isinstance(value.get("text"), str):
+            problems.append(f"span [{start}:{end}] has no value.text")
+        else:
+            spans.append((start, end, labels[0], value["text"]))
+    return problems + check_spans(text, spans, whitespace="allow", overlaps=False).problems
 
 
 def _check_results(items: Iterable[tuple[str, str, list[dict]]]) -> None:

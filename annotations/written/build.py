@@ -15,6 +15,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from eastwest.inference.schema import check_spans
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "corpus.json"
 
@@ -65,9 +67,9 @@ def main() -> None:
             elif decision[0]:
                 spans.add(key)
         chosen = sorted(spans)
-        overlaps = [(x, y) for x, y in zip(chosen, chosen[1:]) if y[0] < x[1]]
-        if overlaps:
-            sys.exit(f"{path.name}: the decisions leave overlapping spans {overlaps}; drop one of each pair")
+        problems = check_spans(text, [(s, e, label, a.get((s, e, label), b.get((s, e, label)))) for s, e, label in chosen]).problems
+        if problems:
+            sys.exit(f"{path.name}: the decisions leave bad spans (drop one of each overlapping pair): {'; '.join(problems)}")
         info = meta.get(path.name, {})
         tasks.append({
             "id": number,
