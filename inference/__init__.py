@@ -18,7 +18,8 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
     record_types.py       the record as a type (pydantic): the one definition behind records.py's
                           dicts, schema/*.schema.json and the CSV/Parquet fact columns
     windows.py            any-length token sequences → overlapping model windows (shared with training)
-    lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding
+    lexicon.py            word boundaries (jieba + gazetteer names) and place parsing for decoding;
+                          the same words and the rules' patterns as the encoder's word features
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
     bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
     model_folder.py       what a model folder holds and which one a command means (the one check)
@@ -26,8 +27,10 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
     onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
     records.py            one record per report: who helps whom (partners, configs/pairings.yaml) and
                           every figure (facts)
-    tagger.py             Tagger / Document: batching, windows, most-central vote, decoding
+    tagger.py             Tagger / Document: batching, windows, most-central vote, decoding;
+                          bf16 where the hardware does it natively (precision="auto")
     html.py               `eastwest show`: one tagged report as a standalone HTML page
+    article.py            the article text of an HTML page (boilerplate out; benchmarks/bench_html.py)
     readers.py, writers.py  batch inputs (dirs, archives, encodings, HTML, Parquet) and resumable outputs
     batch.py              `eastwest tag`: prefetching reader thread, worker processes, progress
     ray_engine.py         `eastwest tag --engine ray`: the same job on Ray Data, for clusters
