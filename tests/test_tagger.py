@@ -296,19 +296,33 @@ def test_ctrl_c_flushes_and_exits_130_and_the_rerun_goes_on(tmp_path, tiny_model
     import signal
     import time
 
+    import threading
+
     lines = [f"第{i}篇：天津市和平区帮扶甘肃省会宁县，投入{i}亿元。\n" for i in range(40)]
     out = tmp_path / "out.jsonl"
     args = [sys.executable, "-m", "eastwest", "tag", "-q", "--lines", "-o", str(out), "--model", str(tiny_model_dir)]
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    # faulthandler: if the process does not exit, SIGABRT makes it print every thread's stack
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    captured: list[bytes] = []  # drained all along, so a full stderr pipe can never block the process
+    drain = threading.Thread(target=lambda: captured.append(proc.stderr.read()), daemon=True)
+    drain.start()
     proc.stdin.write("".join(lines[:32]).encode())  # one chunk: tagged while stdin stays open
     proc.stdin.flush()
     deadline = time.time() + 300
     while not (out.exists() and out.read_bytes().count(b"\n") == 32):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        assert proc.poll() is None and time.time() < deadline, "tagging did not finish"
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)  # while the reader thread waits for more input
-    proc.wait(timeout=120)  # stdin still open, as a terminal's is: the reader is still blocked at exit
-    stderr = proc.stderr.read().decode()
+    try:
+        proc.wait(timeout=120)  # stdin still open, as a terminal's is: the reader is still blocked at exit
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=30)
+        drain.join(timeout=30)
+        pytest.fail(f"no exit 120 s after SIGINT; its threads: {b''.join(captured).decode(errors='replace')[-4000:]}")
+    drain.join(timeout=30)
+    stderr = b"".join(captured).decode()
     proc.stdin.close()
     assert proc.returncode == 130, stderr
     assert "interrupted: 32 documents tagged" in stderr and "Fatal Python error" not in stderr and "Traceback" not in stderr
