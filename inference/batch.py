@@ -51,7 +51,16 @@ def _prefetch(iterator: Iterator, depth: int) -> Iterator:
         items.put(done)
 
     threading.Thread(target=fill, daemon=True).start()
-    while (item := items.get()) is not done:
+    while True:
+        try:
+            # A short timeout, not a blocking get: Ctrl-C may be delivered to the reader thread (blocked
+            # in read()), and a main thread asleep on the queue would then never run Python's handler;
+            # waking up every 0.2 s lets KeyboardInterrupt through (a CI run hung here without it).
+            item = items.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if item is done:
+            return
         if isinstance(item, BaseException):
             raise item
         yield item
