@@ -301,9 +301,12 @@ def test_ctrl_c_flushes_and_exits_130_and_the_rerun_goes_on(tmp_path, tiny_model
     lines = [f"第{i}篇：天津市和平区帮扶甘肃省会宁县，投入{i}亿元。\n" for i in range(40)]
     out = tmp_path / "out.jsonl"
     args = [sys.executable, "-m", "eastwest", "tag", "-q", "--lines", "-o", str(out), "--model", str(tiny_model_dir)]
-    # faulthandler: if the process does not exit, SIGABRT makes it print every thread's stack
+    # As at a terminal: SIGINT at its default, even when the tests run in a background job (a shell
+    # starts those with SIGINT ignored, and an ignored signal stays ignored across exec). faulthandler:
+    # if the process does not exit, SIGABRT makes it print every thread's stack.
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     captured: list[bytes] = []  # drained all along, so a full stderr pipe can never block the process
     drain = threading.Thread(target=lambda: captured.append(proc.stderr.read()), daemon=True)
     drain.start()
