@@ -14,13 +14,10 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from eastwest.inference.schema import REPO_ROOT
 
 from .annotations import AnnotatedDoc
-if TYPE_CHECKING:  # train.fit runs the stages and is handed in: no import back up
-    from .train import Prepared
+from .prepared import Prepared
 
 CACHE_DIR = REPO_ROOT / "models" / "cache"
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -23,15 +22,7 @@ from eastwest.inference.schema import LABELS
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import Config, resolve_path
-
-
-@dataclass
-class Prepared:
-    config: Config
-    base_path: str
-    tokenizer: object
-    train_docs: list[AnnotatedDoc]
-    eval_docs: list[AnnotatedDoc]
+from .prepared import Prepared
 
 
 def load_gold(config: Config) -> list[AnnotatedDoc]:

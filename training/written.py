@@ -9,15 +9,13 @@ seed articles stay the only thing scored.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+
+from eastwest.inference.errors import TrainingError
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import resolve_path
+from .prepared import Prepared
 from .stages import cached_stage, word_features_key
-from eastwest.inference.errors import TrainingError
-
-if TYPE_CHECKING:  # train.fit calls this stage: no import back up
-    from .train import Prepared
 
 
 def load_written(config) -> list[AnnotatedDoc]:
