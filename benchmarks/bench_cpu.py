@@ -17,7 +17,8 @@ pipeline's default batch_size 1), and overlapping entities of neighbouring chunk
 by keeping the longest. model_max_length is set to the model's training window and stride to its
 training stride (config.json "eastwest"), so it sees the same window sizes as the Tagger.
 
-Needs `eastwest export-onnx MODEL_DIR` first for the onnx system (skipped with a note otherwise).
+The onnx system is the int8 model the default path uses (built once into the cache if the folder
+has no model.int8.onnx of its own).
 Not a test: figures depend on the machine and its load.
 """
 from __future__ import annotations
@@ -95,11 +96,8 @@ def build_pipeline(model_dir: Path, window: int, stride: int):
 
 
 def onnx_tagger(model_dir: Path, threads: int | None):
-    from transformers import AutoTokenizer
-
-    from eastwest.inference.onnx_backend import load_onnx_model
-
-    return Tagger(load_onnx_model(model_dir, threads=threads), AutoTokenizer.from_pretrained(model_dir), device="cpu")
+    """The int8 ONNX Tagger: the folder's model.int8.onnx, or the one the default path builds into the cache."""
+    return Tagger.load(model_dir, backend="onnx", threads=threads)
 
 
 def run_times(run, repeats: int) -> list[float]:
@@ -152,12 +150,9 @@ def main(argv=None) -> int:
         with PeakRSS() as peak:
             systems["pipeline"] = build_pipeline(args.model_dir, tagger.window, tagger.stride)
         memory["pipeline"] = peak.peak
-    if (args.model_dir / "model.int8.onnx").is_file():
-        with PeakRSS() as peak:
-            systems["tagger onnx int8"] = onnx_tagger(args.model_dir, args.onnx_threads)
-        memory["tagger onnx int8"] = peak.peak
-    else:
-        print(f"note: {args.model_dir}/model.int8.onnx missing; run `eastwest export-onnx {args.model_dir}` for the onnx figures")
+    with PeakRSS() as peak:
+        systems["tagger onnx int8"] = onnx_tagger(args.model_dir, args.onnx_threads)
+    memory["tagger onnx int8"] = peak.peak
 
     def run(name, system):
         return pipeline_spans(system, texts) if name == "pipeline" else tagger_spans(system, texts, args.batch_size)

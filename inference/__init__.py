@@ -22,9 +22,11 @@ ones above it — `lint-imports` checks it, with the layers in pyproject.toml):
                           the same words and the rules' patterns as the encoder's word features
     normalize.py          entity → value: yuan as exact integers, counts and units, ISO dates, regions
     bio.py                character spans ↔ IOB2 tags per token; Viterbi decoding of valid IOB2
-    model_folder.py       what a model folder holds and which one a command means (the one check)
-    devices.py            `--device` checked before anything loads
-    onnx_backend.py       int8 ONNX export and the `backend="onnx"` CPU path
+    model_folder.py       what a model folder holds and which one a command means (the one check);
+                          its config and tokenizer read without transformers
+    devices.py            `--device` checked before anything loads; what `--precision auto` means
+    onnx_backend.py       int8 ONNX export and CPU path (no torch); `backend="auto"`: the int8 model
+                          built once into the cache and measured against torch on this machine
     records.py            one record per report: who helps whom (partners, configs/pairings.yaml) and
                           every figure (facts)
     tagger.py             Tagger / Document: batching, windows, most-central vote, decoding;
@@ -52,7 +54,7 @@ __all__ = ["LABELS", "Document", "Entity", "Tagger", "build_record", "normalize"
 
 
 def __getattr__(name: str):
-    # torch and the gazetteer load only when the API that needs them is first touched, so the
+    # the model and the gazetteer load only when the API that needs them is first touched, so the
     # CLI's light commands (validate, labels) start fast.
     if name in ("Tagger", "Document"):
         from . import tagger

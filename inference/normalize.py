@@ -29,8 +29,6 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-import cn2an
-
 from eastwest.inference.gazetteer import Gazetteer, Region, to_simplified
 from eastwest.inference.schema import Entity
 
@@ -104,7 +102,7 @@ def parse_number(s: str) -> Decimal:
                 run = chinese[1:] if last_big is not None and chinese[0] in "零〇" and len(chinese) > 1 else chinese
                 run = "一" + run if run[0] in "百千" else run  # 百余名: a bare 百/千 is one hundred/thousand
                 try:
-                    pending = Decimal(int(cn2an.cn2an(run, "normal")))
+                    pending = Decimal(int(_cn2an(run)))
                 except Exception as exc:  # cn2an raises KeyError/IndexError on some malformed runs
                     raise ValueError(f"not a numeral: {s!r} ({type(exc).__name__} in cn2an)") from None
             else:
@@ -240,7 +238,7 @@ _YEAR_RANGE = re.compile(r"^(\d{4})年?[-—–~至到](\d{4})年度?$")
 
 
 def _to_int(s: str) -> int:
-    return int(s) if s.isdigit() else int(cn2an.cn2an(s, "normal"))
+    return int(s) if s.isdigit() else int(_cn2an(s))
 
 
 def parse_date(raw: str) -> str:
@@ -318,3 +316,9 @@ def normalize(entity: Entity, text: str, context: Iterable[str | Region] | None 
     else:
         fields = {"value": None, "problem": f"unknown label {entity.label!r}"}
     return {**base, **fields}
+
+
+def _cn2an(numeral: str):
+    import cn2an  # a fifth of a second to import: only reports with Chinese numerals pay it
+
+    return cn2an.cn2an(numeral, "normal")

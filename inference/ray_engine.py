@@ -13,7 +13,7 @@ part files. Inputs and the output folder must be on a filesystem every node can 
 mount), and so must the model folder.
 
 The output folder holds the same content as the local engine's output, in part files:
-  - parquet: the fact table of writers.SCHEMA, plus an `error` column;
+  - parquet: the fact table of writers.arrow_schema(), plus an `error` column;
   - jsonl: the same JSON lines as the local engine.
 A document that cannot be read or tagged is not dropped: it is a row (Parquet: `id`, `source`,
 `error`; JSONL: {"id", "source", "error"}) in the same output, so one bad file never stops the
@@ -32,11 +32,11 @@ import pyarrow as pa
 from .errors import RayEngineError
 
 from .readers import BadDoc, list_files, read_file
-from .writers import SCHEMA, fact_rows, json_default
+from .writers import arrow_schema, fact_rows, json_default
 
 DOCS_PER_BATCH = 32
 RAY_FORMATS = ("parquet", "jsonl")
-RAY_SCHEMA = SCHEMA.append(pa.field("error", pa.string()))
+RAY_SCHEMA = arrow_schema().append(pa.field("error", pa.string()))
 
 
 def _read(row: dict, text_field: str, max_bytes: int, errors: str) -> list[dict]:
@@ -55,12 +55,9 @@ class TaggerActor:
 
     def __init__(self, model: str | None, device: str | None, backend: str, precision: str, threads: int, fmt: str,
                  batch_size: int, identity: dict):
-        import torch
-
         from .tagger import Tagger
 
-        torch.set_num_threads(threads)
-        self.tagger = Tagger.load(model, device=device, backend=backend, precision=precision)
+        self.tagger = Tagger.load(model, device=device, backend=backend, precision=precision, threads=threads)
         self.fmt = fmt
         self.batch_size = batch_size
         self.identity = identity  # batch.model_identity, computed once by the driver
@@ -110,6 +107,8 @@ def _jsonl_sink(path: str):
 def tag_with_ray(args) -> dict:
     """Run the job; returns counts {"documents", "errors"} read back from the output."""
     from .batch import model_identity
+    from .model_folder import model_dir_for
+    from .onnx_backend import resolve_backend
 
     try:
         import ray
@@ -148,11 +147,13 @@ def tag_with_ray(args) -> dict:
         # it Ray started over 100 reader processes on 2 cores).
         _read, fn_kwargs={"text_field": args.text_field, "max_bytes": args.max_bytes, "errors": args.errors}, num_cpus=0,
         compute=ray.data.TaskPoolStrategy(size=max(1, args.workers)))
+    # "auto" settled once on the driver, so every actor runs the same backend (and the records say which)
+    backend = resolve_backend(args.backend, model_dir_for(args.model), args.device, args.precision)
     tagged = docs.map_batches(
         TaggerActor,
-        fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": args.backend,
+        fn_constructor_kwargs={"model": args.model, "device": args.device, "backend": backend,
                                "precision": args.precision, "threads": threads, "fmt": fmt, "batch_size": args.batch_size,
-                               "identity": model_identity(args.model, args.backend, args.precision, args.device)},
+                               "identity": model_identity(args.model, backend, args.precision, args.device)},
         batch_size=DOCS_PER_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=args.workers),
         num_cpus=threads, num_gpus=args.gpus_per_worker or None,
     )

@@ -6,6 +6,7 @@ An `Entity` is the contract between components: character offsets into the docum
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -19,6 +20,15 @@ import yaml
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_ROOT  # training resolves relative paths in configs against it
 CONFIG_DIR = PACKAGE_ROOT / "configs"
+CACHE_ENV = "EASTWEST_CACHE"
+
+
+def cache_root() -> Path:
+    """Where built artefacts are kept between runs (the int8 model, the word table):
+    $EASTWEST_CACHE, else $XDG_CACHE_HOME/eastwest, else ~/.cache/eastwest."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eastwest"
 LABELS_FILE = CONFIG_DIR / "labels.yaml"
 
 

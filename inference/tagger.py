@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .bio import boundary_penalties, tags_to_spans, viterbi_decode_many
 from .lexicon import (CONSTRAINED_LABELS, WORD_FEATURES_VERSION, LexiconConstraint, segment, token_mid_word,
@@ -23,16 +22,14 @@ from .lexicon import (CONSTRAINED_LABELS, WORD_FEATURES_VERSION, LexiconConstrai
 from .schema import Entity
 from .windows import encode_text, most_central_window, pad_batch, window_bounds
 
-from .errors import ModelFolderError
-from .model_folder import DEFAULT_MODEL_DIR, REQUIRED_FILES, WEIGHT_FILES, check_model_folder, model_dir_for  # noqa: F401
+from .devices import pick_device, pick_precision
+from .errors import ModelFolderError, OnnxError
+from .model_folder import DEFAULT_MODEL_DIR, REQUIRED_FILES, WEIGHT_FILES, check_model_folder, load_tokenizer, model_dir_for  # noqa: F401
+from .onnx_backend import OnnxTokenClassifier
 
 # viterbi: the most probable valid IOB2 sequence (bio.viterbi_decode); greedy: per-token argmax,
 # invalid sequences repaired by tags_to_spans. Viterbi is the default: see README, decoding.
 DECODINGS = ("viterbi", "greedy")
-# The encoder's arithmetic: fp32, or bf16 under autocast (matrix products in bf16, normalisation and
-# softmax in fp32). "auto" picks bf16 where the hardware does it natively — a CUDA GPU that supports
-# it, a CPU with AVX-512 BF16 or AMX — and fp32 elsewhere.
-PRECISIONS = ("auto", "fp32", "bf16")
 _FROM_MODEL = object()  # lexicon=: whatever the model folder's config says
 
 
@@ -62,32 +59,6 @@ class Document:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
-def pick_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def pick_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and _cpu_has_bf16() else "fp32"
-
-
-def _cpu_has_bf16() -> bool:
-    """AVX-512 BF16 or AMX in the CPU flags (Linux; elsewhere unknown, so no)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 @dataclass
 class TokenPredictions:
     """What the model said about each token of one text (offsets into the text, tag, max prob,
@@ -96,7 +67,7 @@ class TokenPredictions:
     offsets: list[tuple[int, int]]
     tags: list[str]
     scores: list[float]
-    probs: torch.Tensor = field(repr=False)
+    probs: np.ndarray = field(repr=False)  # (tokens, tags) float32
 
 
 @dataclass
@@ -114,10 +85,14 @@ class Tagger:
         if decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {decoding!r}: use {' or '.join(DECODINGS)}")
         self.decoding = decoding
-        self.device = pick_device(device)
-        # an ONNX model brings its own arithmetic (int8); autocast only applies to torch modules
-        self.precision = pick_precision(precision, self.device) if isinstance(model, torch.nn.Module) else "fp32"
-        self.model = model.to(self.device).eval()
+        if isinstance(model, OnnxTokenClassifier):  # brings its own arithmetic (int8 weights); CPU only
+            if device not in (None, "cpu"):
+                raise OnnxError(f"the onnx backend runs on the CPU only, not on {device}; use --backend torch for GPUs")
+            self.device, self.precision, self.model = "cpu", "int8" if model.path.name.endswith(".int8.onnx") else "fp32", model
+        else:
+            self.device = pick_device(device)
+            self.precision = pick_precision(precision, self.device)
+            self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         trained = getattr(model.config, "eastwest", None) or {}
         self.window = window or trained.get("window", 256)
@@ -137,30 +112,35 @@ class Tagger:
         self.pad_id = tokenizer.pad_token_id or 0
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None, device: str | None = None, backend: str = "torch", **kwargs) -> Tagger:
+    def load(cls, model_dir: str | Path | None = None, device: str | None = None, backend: str = "auto",
+             threads: int | None = None, **kwargs) -> Tagger:
         """Load a model folder (None → $EASTWEST_MODEL or the shipped default model).
 
-        backend "torch": the PyTorch weights; "onnx": the folder's model.int8.onnx on CPU
-        (made by `eastwest export-onnx`; see onnx_backend.py)."""
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        backend "torch": the PyTorch weights (fp32, or bf16 by `precision`); "onnx": the int8 ONNX
+        model on CPU (the folder's model.int8.onnx, or one built once into the cache); "auto": the
+        faster of the two on this machine, as measured when the cache was built (onnx_backend.py);
+        an explicit `precision` (fp32, bf16) means torch. `threads`: intra-op threads (None: every
+        usable core)."""
+        from .onnx_backend import BACKENDS, int8_model, load_onnx_model, resolve_backend
 
-        if backend not in ("torch", "onnx"):
-            raise ModelFolderError(f"unknown backend {backend!r}: use torch or onnx")
-        hf_logging.disable_progress_bar()  # a per-load weights bar is noise in batch runs
+        if backend not in BACKENDS:
+            raise ModelFolderError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         model_dir = model_dir_for(model_dir)
+        backend = resolve_backend(backend, model_dir, device, kwargs.get("precision", "auto"))
         if backend == "onnx":
-            from .onnx_backend import load_onnx_model
-
-            model, device = load_onnx_model(model_dir), device or "cpu"
+            path = int8_model(model_dir)
+            model = load_onnx_model(model_dir, path, threads=threads)
         else:
             check_model_folder(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelFolderError(f"model folder {model_dir}: a fast tokenizer (tokenizer.json) is required for offsets")
-        if backend == "torch":
+            import torch
+            from transformers import AutoModelForTokenClassification
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # a per-load weights bar is noise in batch runs
+            if threads:
+                torch.set_num_threads(threads)
             model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32)
-        return cls(model, tokenizer, device=device, **kwargs)
+        return cls(model, load_tokenizer(model_dir), device=device, **kwargs)
 
     def tag(self, text: str) -> Document:
         if not isinstance(text, str):  # else the tokenizers library fails deep inside with a puzzling TypeError
@@ -225,22 +205,38 @@ class Tagger:
             decoded = viterbi_decode_many(doc_probs, self.tag_order)
         else:
             decoded = [([self.tag_order[i] for i in p.argmax(-1)], p.max(-1).tolist()) for p in doc_probs]
-        return [TokenPredictions(offsets, tags, scores, torch.from_numpy(probs))
+        return [TokenPredictions(offsets, tags, scores, probs)
                 for (_, offsets), (tags, scores), probs in zip(encoded, decoded, doc_probs)]
 
-    @torch.inference_mode()
     def _run(self, windows: list[_Window], batch_size: int) -> None:
-        """Fill each window's per-token probabilities (special tokens stripped)."""
+        """Fill each window's per-token probabilities (special tokens stripped).
+
+        The int8 ONNX model quantises its activations with one scale per call, so a window batched
+        with others would come out slightly differently than alone: each window runs on its own,
+        and a document's entities never depend on the documents beside it. On this project's CPU
+        that is no slower (16 full windows: 25,600 tokens/s one by one, 18,800 in one call)."""
         order = sorted(windows, key=lambda w: len(w.ids), reverse=True)
-        for i in range(0, len(order), batch_size):
-            batch = order[i : i + batch_size]
+        size = 1 if isinstance(self.model, OnnxTokenClassifier) else batch_size
+        for i in range(0, len(order), size):
+            batch = order[i : i + size]
             input_ids, attention, types = pad_batch([w.ids for w in batch], self.pad_id, [w.types for w in batch],
                                                     self.cls_id, self.sep_id)
-            inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
-            if self.word_features:
-                inputs["token_type_ids"] = types.to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                logits = self.model(**inputs).logits
-            probs = logits.float().softmax(-1).cpu().numpy()
+            types = types if self.word_features else None
+            if isinstance(self.model, OnnxTokenClassifier):
+                logits = self.model.logits(input_ids, attention, types)
+                exp = np.exp(logits - logits.max(-1, keepdims=True))
+                probs = exp / exp.sum(-1, keepdims=True)
+            else:
+                probs = self._torch_probs(input_ids, attention, types)
             for row, w in enumerate(batch):
                 w.probs = probs[row, 1 : len(w.ids) + 1]
+
+    def _torch_probs(self, input_ids: np.ndarray, attention: np.ndarray, types: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        inputs = {"input_ids": input_ids, "attention_mask": attention}
+        if types is not None:
+            inputs["token_type_ids"] = types
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}).logits
+        return logits.float().softmax(-1).cpu().numpy()

@@ -51,8 +51,9 @@ def encode_text(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]
 
 
 def pad_batch(rows, pad_id: int, type_rows=None, cls_id: int | None = None, sep_id: int | None = None,
-              width: int | None = None):
-    """Rows of token ids → right-padded (input_ids, attention_mask, token_type_ids) LongTensors.
+              width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of token ids → right-padded (input_ids, attention_mask, token_type_ids), int64 arrays
+    (numpy, so that the ONNX path never imports torch; `torch.from_numpy` shares their memory).
 
     The one padding loop of the Tagger's batches, the ONNX export's check batch and the teacher's
     pass in distillation. With `cls_id`/`sep_id` each row is wrapped as [CLS] ids [SEP] (rows from
@@ -60,20 +61,18 @@ def pad_batch(rows, pad_id: int, type_rows=None, cls_id: int | None = None, sep_
     `type_rows` (word features), when given, holds one row of type ids per row of ids (or None for
     a row without) and goes where the row's ids go; special tokens and padding get type 0.
     `width` defaults to the longest row (with its special tokens)."""
-    import torch  # the tokenizer-only users of this module (training data) need no torch here
-
     wrap = cls_id is not None
     extra = 2 if wrap else 0
     if width is None:
         width = max((len(r) for r in rows), default=0) + extra
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(rows), width), dtype=np.int64)
+    types = np.zeros((len(rows), width), dtype=np.int64)
     first = 1 if wrap else 0
     for row, ids in enumerate(rows):
         n = len(ids) + extra
-        input_ids[row, :n] = torch.tensor([cls_id, *ids, sep_id] if wrap else list(ids), dtype=torch.long)
+        input_ids[row, :n] = [cls_id, *ids, sep_id] if wrap else list(ids)
         attention[row, :n] = 1
         if type_rows is not None and type_rows[row] is not None:
-            types[row, first : first + len(ids)] = torch.tensor(list(type_rows[row]), dtype=torch.long)
+            types[row, first : first + len(ids)] = list(type_rows[row])
     return input_ids, attention, types

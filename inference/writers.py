@@ -53,10 +53,8 @@ import math
 import os
 import re
 import shutil
+from functools import lru_cache
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .errors import OutputError
 from .record_types import DECIMAL_PATTERN, FACT_COLUMNS
@@ -64,20 +62,26 @@ from .record_types import DECIMAL_PATTERN, FACT_COLUMNS
 FORMATS = ("jsonl", "csv", "parquet")
 DEFAULT_BATCH_SIZE = 200
 
-_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
 # One row per fact: the document's columns, its partners flattened, the fact's index, then one column
 # per fact field as record_types.Fact declares them (`kind`, `per` and `part_of_start` among them, so
 # that a sum over a table adds transfers only, not prices, incomes or output values, and counts a part
 # (其中…) once: its whole's fact_start is in part_of_start).
 PARTNER_KEYS = ("name", "code")  # of each side's record_types.Region
-SCHEMA = pa.schema([
-    ("id", pa.string()), ("source", pa.string()), ("model", pa.string()), ("replaced", pa.int64()),
-    ("published", pa.string()),
-    *((f"{side}_{key}", pa.string()) for side in ("helper", "recipient") for key in PARTNER_KEYS),
-    ("fact_index", pa.int64()),
-    *((column.name, _ARROW[column.type]) for _, column in FACT_COLUMNS),
-])
-COLUMNS = tuple(SCHEMA.names)
+COLUMN_TYPES = (
+    ("id", "string"), ("source", "string"), ("model", "string"), ("replaced", "int64"), ("published", "string"),
+    *((f"{side}_{key}", "string") for side in ("helper", "recipient") for key in PARTNER_KEYS),
+    ("fact_index", "int64"),
+    *((column.name, column.type) for _, column in FACT_COLUMNS),
+)
+COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
+
+
+@lru_cache(maxsize=1)
+def arrow_schema():
+    """The Parquet schema of COLUMN_TYPES (pyarrow is imported only by the runs that write Parquet)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMN_TYPES])
 
 log = logging.getLogger(__name__)
 
@@ -434,22 +438,28 @@ class _CsvFormat:
 
 
 class _ParquetFormat:
-    """Parquet with the fixed SCHEMA; each part is one row group and stays one in OUT."""
+    """Parquet with the fixed schema (arrow_schema); each part is one row group and stays one in OUT."""
     suffix = "parquet"
 
     @staticmethod
     def write(f, rows: list[dict]) -> None:
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), f)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), f)
 
     @staticmethod
     def read_ids(path: Path) -> tuple[set[str], set[str]]:
         """The document ids and model labels of a Parquet file."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:  # not Parquet at all, or cut short
             raise OutputError(f"{path} is not a Parquet file written here ({exc}); repair or remove it to resume") from None
-        if not parquet.schema_arrow.remove_metadata().equals(SCHEMA):
-            raise OutputError(f"{path} is not a Parquet file written with the schema {SCHEMA}")
+        if not parquet.schema_arrow.remove_metadata().equals(arrow_schema()):
+            raise OutputError(f"{path} is not a Parquet file written with the schema {arrow_schema()}")
         ids, models = set(), set()
         for batch in parquet.iter_batches(columns=["id", "model"]):
             ids.update(batch.column(0).to_pylist())
@@ -458,7 +468,9 @@ class _ParquetFormat:
 
     @staticmethod
     def merge(sources: list[Path], f) -> None:
-        with pq.ParquetWriter(f, SCHEMA) as writer:
+        import pyarrow.parquet as pq
+
+        with pq.ParquetWriter(f, arrow_schema()) as writer:
             for source in sources:
                 parquet = pq.ParquetFile(source)
                 for i in range(parquet.num_row_groups):

@@ -17,10 +17,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# No per-example time limit: a first example that pays a lazy import (cn2an, a fifth of a second)
+# on a busy machine is not a failure; speed is measured in benchmarks/, never in tests.
+settings.register_profile("eastwest", deadline=None)
+settings.load_profile("eastwest")
 GOLD = REPO / "annotations" / "gold.json"
 SEEDS = REPO.parent / "shared" / "seeds"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def eastwest_cache(tmp_path_factory) -> Path:
+    """One cache (int8 models, the word table) for the session, never the user's: set in the
+    environment, so the commands the tests start use it too."""
+    path = tmp_path_factory.mktemp("eastwest-cache")
+    previous = os.environ.get("EASTWEST_CACHE")
+    os.environ["EASTWEST_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["EASTWEST_CACHE"]
+    else:
+        os.environ["EASTWEST_CACHE"] = previous
+
+
+def _settle_default_backend(model_dir) -> None:
+    """Build the int8 model and measure the default backend for a model folder now, so that no
+    test's output depends on being the first to use it (the first run prints progress lines)."""
+    from eastwest.inference.onnx_backend import resolve_backend
+
+    resolve_backend("auto", model_dir, None)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +124,7 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir):
         f"output.dir={out}", "data.window=64", "data.stride=16", "data.tag_stride=8",
     ])
     run_training(config, progress=False)
+    _settle_default_backend(out)
     return out
 
 

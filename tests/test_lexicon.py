@@ -85,3 +85,30 @@ def test_unparsable_regions_are_dropped_unless_confident():
     kept = [e.text for e in lexicon.filter_regions(spans)]
     assert kept == ["黔东南州", "罗霄山片区", "省委会", "从江县丙妹镇岜沙村", "岜沙村"]
     assert not is_place_name("全县") and not is_place_name("大别山区") and is_place_name("恩施州")
+
+
+def test_the_word_table_is_built_once_into_the_cache_and_segments_the_same(tmp_path):
+    """A process without the cached table builds it (jieba + every gazetteer name), a later one
+    loads it: both cut text the same; an unreadable table is rebuilt, not an error."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, sys; from eastwest.inference.lexicon import segment; "
+              "print(json.dumps(segment(sys.argv[1]), ensure_ascii=False))")
+    text = "遵义市安排资金，毕节新建车间，黔東南州人民醫院，会宁县韩家集镇杨集村"
+    env = {**os.environ, "EASTWEST_CACHE": str(tmp_path)}
+
+    def cut() -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", script, text], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert not (tmp_path / "words").exists()
+    built = cut()
+    [table] = (tmp_path / "words").glob("jieba-gazetteer-*.marshal")
+    assert "黔东南州" in built and "遵义市" in built  # gazetteer names are words (traditional read as simplified)
+    assert cut() == built == segment(text)  # loaded from the table, and as this process cuts it
+    table.write_bytes(b"not a table")
+    assert cut() == built and table.stat().st_size > 1_000_000  # rebuilt and rewritten

@@ -6,17 +6,16 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: the onnx backend is untested (pip install onnxruntime)")
-pytest.importorskip("onnx", reason="onnx is not installed: export-onnx is untested (pip install onnx)")
-
-from eastwest.inference.onnx_backend import (  # noqa: E402
-    FP32_NAME, INT8_NAME, THREADS_ENV, OnnxError, OnnxTokenClassifier, default_threads, export_onnx, load_onnx_model,
+from eastwest.inference.onnx_backend import (
+    CHOICE_NAME, FP32_NAME, INT8_NAME, THREADS_ENV, OnnxError, OnnxTokenClassifier, default_threads, export_onnx,
+    load_onnx_model, resolve_backend,
 )
-from eastwest.inference.tagger import Tagger  # noqa: E402
+from eastwest.inference.tagger import Tagger
 
-from .conftest import REPO, SEEDS  # noqa: E402
+from .conftest import REPO, SEEDS
 
 # int8 vs torch: at least this share of the seed tokens must get the same tag. Token agreement, not
 # span F1, is the criterion: quantisation noise shows up as argmax flips on tokens whose top two
@@ -126,21 +125,59 @@ def test_cli_export_to_another_folder(onnx_dir, tmp_path):
     assert (tmp_path / "out" / INT8_NAME).is_file()
 
 
-def test_missing_int8_model_is_a_one_line_error(tiny_model_dir, tmp_path):
+def test_onnx_backend_builds_the_int8_model_once_into_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    """No export step: a folder without model.int8.onnx gets one built into the cache on first use,
+    with a progress line, measured against torch; later runs reuse it without a word."""
+    monkeypatch.setenv("EASTWEST_CACHE", str(tmp_path / "cache"))
     folder = _copy_model(tiny_model_dir, tmp_path / "model")
-    with pytest.raises(OnnxError, match=f"has no {INT8_NAME}; create it with: eastwest export-onnx"):
-        Tagger.load(folder, backend="onnx")
     proc = _cli("tag", "-q", str(sorted(SEEDS.glob("*.txt"))[0]), "--model", str(folder), "--backend", "onnx")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and INT8_NAME in lines[0] and "export-onnx" in lines[0], proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "building the int8 ONNX model" in proc.stderr and "tokens/s" in proc.stderr
+    [built] = [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.is_dir()]  # beside it: its lock file
+    assert sorted(p.name for p in built.iterdir()) == [CHOICE_NAME, INT8_NAME]  # the fp32 graph is not kept
+    choice = json.loads((built / CHOICE_NAME).read_text())
+    assert choice["backend"] in ("onnx", "torch") and set(choice["encoder_tokens_per_s"]) >= {"onnx int8"}
+    assert all(rate > 0 for rate in choice["encoder_tokens_per_s"].values())
+    first = json.loads(proc.stdout.splitlines()[0])
+    assert first["model"]["backend"] == "onnx" and first["model"]["precision"] == "int8"
+    stamp = (built / INT8_NAME).stat().st_mtime_ns
+    again = _cli("tag", "-q", str(sorted(SEEDS.glob("*.txt"))[0]), "--model", str(folder), "--backend", "onnx")
+    assert again.returncode == 0 and "building" not in again.stderr, again.stderr
+    assert (built / INT8_NAME).stat().st_mtime_ns == stamp
+    assert json.loads(again.stdout.splitlines()[0]) == first
+    # auto follows the measured choice; a device or an explicit precision means torch
+    assert resolve_backend("auto", folder, None) == choice["backend"]
+    assert resolve_backend("auto", folder, "cpu", "fp32") == "torch"
+    assert resolve_backend("auto", folder, "cuda") == "torch"
+    tagger = Tagger.load(folder)  # auto, settled: the measured backend, nothing rebuilt
+    if choice["backend"] == "onnx":
+        assert isinstance(tagger.model, OnnxTokenClassifier) and tagger.precision == "int8"
+        assert tagger.model.path == built / INT8_NAME
+    else:
+        assert not isinstance(tagger.model, OnnxTokenClassifier) and tagger.precision in ("fp32", "bf16")
+    (built / CHOICE_NAME).write_text("{damaged", encoding="utf-8")  # a damaged choice is measured again
+    assert resolve_backend("auto", folder, None) in ("onnx", "torch")
+    assert json.loads((built / CHOICE_NAME).read_text())["backend"] in ("onnx", "torch")
+
+
+def test_the_onnx_path_imports_neither_torch_nor_transformers(onnx_dir):
+    """What makes a one-sentence run start fast (benchmarks/bench_startup.py measures it)."""
+    script = ("import sys; from eastwest.inference import Tagger; "
+              f"doc = Tagger.load({str(onnx_dir)!r}, backend='onnx').tag('天津市和平区帮扶会宁县投入3.3亿元。'); "
+              "doc.record; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_folder_without_weights_is_a_one_line_error(tmp_path):
+    proc = _cli("tag", "-q", str(sorted(SEEDS.glob("*.txt"))[0]), "--model", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     proc = _cli("export-onnx", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_word_features_model_exports_with_token_type_ids(tiny_word_features_model_dir, tmp_path, seed_texts):
-    import torch
-
     folder = _copy_model(tiny_word_features_model_dir, tmp_path / "model")
     assert export_onnx(folder).fp32_max_diff < 1e-3
     torch_tagger = Tagger.load(folder, device="cpu", precision="fp32")
@@ -149,4 +186,4 @@ def test_word_features_model_exports_with_token_type_ids(tiny_word_features_mode
     expected = _spans(torch_tagger, seed_texts[:2])
     assert _spans(Tagger(fp32, torch_tagger.tokenizer, device="cpu"), seed_texts[:2]) == expected
     with pytest.raises(OnnxError, match="takes word features"):  # never silently run without them
-        fp32(input_ids=torch.ones((1, 4), dtype=torch.long), attention_mask=torch.ones((1, 4), dtype=torch.long))
+        fp32.logits(np.ones((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))

@@ -31,3 +31,58 @@ def test_written_stage_trains_once_and_never_holds_gold(tmp_path, tiny_base_dir,
     written.write_text(json.dumps([gold_tasks[0]], ensure_ascii=False), encoding="utf-8")  # new annotations: a new stage
     run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'c'}"]), progress=False)
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_mlm_stage_reads_unlabelled_text_first_and_is_cached(tmp_path, tiny_base_dir, gold_tasks, monkeypatch, capsys):
+    """Whole-word masked-LM on People's Daily paragraphs and the written texts, before the stages
+    with labels: its folder is the base of the written stage, and a second run reuses it."""
+    import torch
+    from safetensors.torch import load_file
+
+    import eastwest.training.stages as stages
+    from eastwest.training.train import run_training
+
+    monkeypatch.setattr(stages, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr("eastwest.training.mlm.CACHE_DIR", tmp_path / "cache")
+    gold, written = tmp_path / "gold.json", tmp_path / "written.json"
+    gold.write_text(json.dumps([gold_tasks[2]], ensure_ascii=False), encoding="utf-8")
+    written.write_text(json.dumps([gold_tasks[0]], ensure_ascii=False), encoding="utf-8")
+    overrides = [f"model.base={tiny_base_dir}", f"data.train=[{gold}]", f"written.exports=[{written}]", "written.epochs=1",
+                 "mlm.documents=40", "mlm.epochs=2", "mlm.learning_rate=0.01", "model.word_features=true",
+                 "train.epochs=1", "train.batch_size=8", "data.window=64", "data.stride=16"]
+    run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'a'}"]), progress=False)
+    out = capsys.readouterr().out
+    assert "mlm stage: 41 texts" in out  # 40 paragraphs and the written report
+    stages_built = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert [name.split("-")[0] for name in stages_built] == ["mlm", "written"], stages_built
+    mlm, written_stage = (tmp_path / "cache" / name for name in stages_built)
+    summary = json.loads((mlm / "stage.json").read_text())
+    assert summary["windows"] > 40 and 0 < summary["train_loss"] < 20
+    assert json.loads((written_stage / "stage.json").read_text())["key"]["base"] == str(mlm)
+    trained = load_file(mlm / "model.safetensors")
+    base = load_file(tiny_base_dir / "model.safetensors")
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(trained[name], base[name.removeprefix("bert.")])  # the encoder learned
+    assert trained["bert.embeddings.token_type_embeddings.weight"].shape[0] > 2  # with the word-feature types
+    run_training(load_config(None, overrides + [f"output.dir={tmp_path / 'b'}"]), progress=False)
+    assert "mlm stage: cached" in capsys.readouterr().out
+
+
+def test_whole_word_masking_masks_words_together():
+    from eastwest.training.mlm import IGNORE, WholeWordMasking
+
+    class Tokens:
+        mask_token_id, pad_token_id = 4, 0
+
+        def __len__(self):
+            return 50
+
+    rows = [{"input_ids": [2, *range(10, 50), 3], "token_type_ids": [0] * 42,
+             "word_ids": [-1, *[i // 2 for i in range(40)], -1]}]  # 20 two-token words
+    batch = WholeWordMasking(Tokens(), 0.15, seed=1)(rows)
+    labels = batch["labels"][0].tolist()
+    masked = [i for i, label in enumerate(labels) if label != IGNORE]
+    assert len(masked) == 6  # 15% of 40 tokens, whole words: three words
+    assert all((i - 1) // 2 == (j - 1) // 2 for i, j in zip(masked[::2], masked[1::2]))  # in pairs, word by word
+    assert labels[0] == labels[-1] == IGNORE  # never [CLS]/[SEP]
+    assert [labels[i] for i in masked] == [rows[0]["input_ids"][i] for i in masked]

@@ -161,7 +161,7 @@ def test_config_numbers_floats_and_dict_output():
     assert config.train.epochs == 3.0 and isinstance(config.train.epochs, float)
     assert config.augment.regions == 1.0 and config.data.tag_stride is None and config.model.layers == 2
     tree = config.to_dict()
-    assert list(tree) == ["model", "data", "augment", "silver", "written", "decoding", "distill", "train", "output"]
+    assert list(tree) == ["model", "data", "augment", "mlm", "silver", "written", "decoding", "distill", "train", "output"]
     assert tree["train"]["learning_rate"] == 0.0005 and tree["data"]["train"] == ["annotations/gold.json"]
     assert config_from_dict(tree) == config
     assert Config().to_dict() == config_from_dict({}).to_dict()
@@ -251,7 +251,7 @@ def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir,
 
     def train(launcher: list[str], out) -> subprocess.CompletedProcess:
         settings = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=2", "train.batch_size=8",
-                    "train.logging_steps=1", "augment.copies=0", "silver.documents=0", "written.exports=[]",
+                    "train.logging_steps=1", "augment.copies=0", "mlm.documents=0", "silver.documents=0", "written.exports=[]",
                     f"output.dir={out}"]
         command = [sys.executable, "-m", *launcher, "eastwest", "train", "configs/default.yaml", "-q",
                    *(a for s in settings for a in ("--set", s))]
@@ -299,7 +299,7 @@ def test_word_features_start_as_the_pretrained_type_and_reach_the_tagger(tmp_pat
     with torch.no_grad():
         with_types = tagger.model(input_ids=inputs, token_type_ids=word_types).logits[0, 1:-1].softmax(-1)
         without = tagger.model(input_ids=inputs).logits[0, 1:-1].softmax(-1)
-    torch.testing.assert_close(tokens.probs, with_types, atol=1e-5, rtol=1e-4)  # the Tagger feeds the types
+    torch.testing.assert_close(torch.from_numpy(tokens.probs), with_types, atol=1e-5, rtol=1e-4)  # the Tagger feeds the types
     assert not torch.allclose(with_types, without, atol=1e-4)  # and training taught the model to use them
 
     saved["eastwest"]["word_features"] = "some-future-scheme"

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from eastwest.inference.writers import COLUMNS, SCHEMA, OutputError, ResumableRun, errors_path_for, fact_rows, model_label
+from eastwest.inference.writers import COLUMNS, OutputError, arrow_schema, ResumableRun, errors_path_for, fact_rows, model_label
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def read_table(path: Path, fmt: str) -> list[dict]:
     if fmt == "parquet":
         return pq.read_table(path).to_pylist()
-    options = pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True)
+    options = pacsv.ConvertOptions(column_types=arrow_schema(), strings_can_be_null=True)
     return pacsv.read_csv(path, convert_options=options).to_pylist()
 
 

@@ -69,6 +69,15 @@ class AugmentConfig(_Section):
     seed: int = 0
 
 
+class MlmConfig(_Section):
+    # A first, domain-adaptive masked-LM stage with whole-word masking (training/mlm.py), cached.
+    documents: int = 0  # People's Daily 1998 paragraphs to read (0 = no mlm stage, -1 = all of them)
+    written: bool = True  # the written corpus's texts too (written.exports; their spans unused)
+    epochs: Number = 1.0
+    learning_rate: Number = 1.0e-4
+    mask: Number = 0.15  # share of each window's tokens masked, whole words at a time
+
+
 class SilverConfig(_Section):
     documents: int = 0  # People's Daily 1998 paragraphs, silver-labelled, for a first stage (0 = off); training/silver.py
     epochs: Number = 1.0  # epochs of that first stage
@@ -77,7 +86,7 @@ class SilverConfig(_Section):
 
 class WrittenConfig(_Section):
     # Label Studio exports of the team-written corpus (annotations/written/): always trained on, never
-    # scored. A cached stage between the silver stage and the gold fine-tune (training/staged.py), so
+    # scored. A cached stage between the silver stage and the gold fine-tune (training/stages.py), so
     # every cross-validation fold reuses it; it contains no seed text, so nothing leaks.
     exports: list[str] = Field(default_factory=list)
     epochs: Number = 3.0
@@ -123,6 +132,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    mlm: MlmConfig = Field(default_factory=MlmConfig)
     silver: SilverConfig = Field(default_factory=SilverConfig)
     written: WrittenConfig = Field(default_factory=WrittenConfig)
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)

@@ -53,7 +53,7 @@ def add_teacher_logits(dataset, teacher, pad_id: int, batch_size: int = 32):
     for i in range(0, len(rows), batch_size):
         batch = rows[i : i + batch_size]
         types = type_rows[i : i + batch_size] if type_rows is not None else None
-        ids, mask, types = pad_batch(batch, pad_id, types)
+        ids, mask, types = (torch.from_numpy(a) for a in pad_batch(batch, pad_id, types))
         out = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float()
         logits += [out[j, : len(r)].tolist() for j, r in enumerate(batch)]
     return dataset.add_column(TEACHER_COLUMN, logits)

@@ -147,8 +147,8 @@ def stage_key(config, base_path: str) -> dict:
     }
 
 
-def ensure_silver_stage(prepared, progress: bool = True, *, fit) -> str:
-    """Path of the silver-stage model for this config: from the cache, or trained now."""
+def ensure_silver_stage(prepared, base_path: str, progress: bool = True, *, fit) -> str:
+    """Path of the silver-stage model trained from `base_path` (the mlm stage or the base model)."""
     config = prepared.config
 
     def documents() -> list[AnnotatedDoc]:
@@ -157,5 +157,5 @@ def ensure_silver_stage(prepared, progress: bool = True, *, fit) -> str:
               flush=True)
         return docs
 
-    return cached_stage(prepared, prepared.base_path, "silver", stage_key(config, prepared.base_path), documents,
+    return cached_stage(prepared, base_path, "silver", stage_key(config, base_path), documents,
                         config.silver.epochs, progress, fit=fit)

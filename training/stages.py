@@ -14,6 +14,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from eastwest.inference.errors import TrainingError
 from eastwest.inference.schema import REPO_ROOT
 
 from .annotations import AnnotatedDoc
@@ -28,6 +29,30 @@ def word_features_key(config) -> dict:
     from eastwest.inference.lexicon import WORD_FEATURES_VERSION
 
     return {"word_features": WORD_FEATURES_VERSION} if config.model.word_features else {}
+
+
+def add_word_feature_types(model) -> None:
+    """Enlarge the token-type embedding to the lexicon's word-feature types (inference/lexicon.py).
+
+    Every new row starts as a copy of type 0, the one the pretrained encoder was trained with, so
+    the model computes exactly what it did before; training moves the rows apart. A base that
+    already has the types (a cached stage trained with them) is left alone."""
+    import torch
+
+    from eastwest.inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION
+
+    embeddings = getattr(getattr(model, model.base_model_prefix, None), "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        raise TrainingError(f"model.word_features needs a BERT-style encoder with token-type embeddings; "
+                            f"{type(model).__name__} has none")
+    if old.num_embeddings < WORD_FEATURE_TYPES:
+        new = torch.nn.Embedding(WORD_FEATURE_TYPES, old.embedding_dim, dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[0].expand_as(new.weight))
+        embeddings.token_type_embeddings = new
+        model.config.type_vocab_size = WORD_FEATURE_TYPES
+    model.config.eastwest = {**(getattr(model.config, "eastwest", None) or {}), "word_features": WORD_FEATURES_VERSION}
 
 
 def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, documents: Callable[[], list[AnnotatedDoc]],
@@ -45,6 +70,7 @@ def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, docum
           f"spans {dict(sorted(counts.items()))}", flush=True)
     stage_config = copy.deepcopy(prepared.config)
     stage_config.augment.copies = 0
+    stage_config.mlm.documents = 0  # the earlier stages are behind it: base_path is where they ended
     stage_config.silver.documents = 0
     stage_config.written.exports = []
     stage_config.distill.teacher = ""

@@ -23,6 +23,7 @@ from eastwest.inference.schema import LABELS
 from .annotations import AnnotatedDoc, load_exports
 from .config import Config, resolve_path
 from .prepared import Prepared
+from .stages import add_word_feature_types
 
 
 def load_gold(config: Config) -> list[AnnotatedDoc]:
@@ -118,30 +119,6 @@ def load_model(base_path: str, layers: int | None, random_init: bool = False, wo
     return model
 
 
-def add_word_feature_types(model) -> None:
-    """Enlarge the token-type embedding to the lexicon's word-feature types (inference/lexicon.py).
-
-    Every new row starts as a copy of type 0, the one the pretrained encoder was trained with, so
-    the model computes exactly what it did before; training moves the rows apart. A base that
-    already has the types (a cached stage trained with them) is left alone."""
-    import torch
-
-    from eastwest.inference.lexicon import WORD_FEATURE_TYPES, WORD_FEATURES_VERSION
-
-    embeddings = getattr(getattr(model, model.base_model_prefix, None), "embeddings", None)
-    old = getattr(embeddings, "token_type_embeddings", None)
-    if old is None:
-        raise TrainingError(f"model.word_features needs a BERT-style encoder with token-type embeddings; "
-                            f"{type(model).__name__} has none")
-    if old.num_embeddings < WORD_FEATURE_TYPES:
-        new = torch.nn.Embedding(WORD_FEATURE_TYPES, old.embedding_dim, dtype=old.weight.dtype)
-        with torch.no_grad():
-            new.weight.copy_(old.weight[0].expand_as(new.weight))
-        embeddings.token_type_embeddings = new
-        model.config.type_vocab_size = WORD_FEATURE_TYPES
-    model.config.eastwest = {**(getattr(model.config, "eastwest", None) or {}), "word_features": WORD_FEATURES_VERSION}
-
-
 def build_optimizer(model, train_cfg):
     """AdamW with the classifier head on its own, larger learning rate; no decay on biases and norms."""
     import torch
@@ -179,17 +156,22 @@ def fit(prepared: Prepared, progress: bool = True):
     for doc_id, m in report.misaligned[:10]:
         print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
     base_path = prepared.base_path
-    if cfg.silver.documents:  # first stage on silver data; the gold stage starts from its weights
+    if cfg.mlm.documents:  # domain-adaptive masked-LM first (training/mlm.py)
+        from .mlm import ensure_mlm_stage
+
+        base_path = ensure_mlm_stage(prepared, progress)
+    if cfg.silver.documents:  # then silver data; the gold stage starts from the last stage's weights
         from .silver import ensure_silver_stage
 
-        base_path = ensure_silver_stage(prepared, progress, fit=fit)
+        base_path = ensure_silver_stage(prepared, base_path, progress, fit=fit)
     if cfg.written.exports:  # then the team-written corpus (training/written.py)
         from .written import ensure_written_stage
 
         base_path = ensure_written_stage(prepared, base_path, progress, fit=fit)
     if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
         base_path = str(resolve_path(cfg.distill.teacher))
-    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not (cfg.silver.documents or cfg.written.exports),
+    model = load_model(base_path, cfg.model.layers,
+                       cfg.model.random_init and not (cfg.mlm.documents or cfg.silver.documents or cfg.written.exports),
                        cfg.model.word_features)
     train_dataset = dataset.remove_columns(["doc_id", "window_start"])
     trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
