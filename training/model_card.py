@@ -42,7 +42,11 @@ def model_card(config: Config, metrics: dict) -> str:
         f"{config.train.epochs} epochs, "
         f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, seed {config.train.seed}",
         f"- augmentation: {config.augment.copies} copies per document" if config.augment.copies else "- augmentation: none",
-        (f"- silver stage first: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "
+        (f"- masked-LM stage first: whole-word masking ({config.mlm.mask:.0%} of each window) on "
+         f"{'all' if config.mlm.documents < 0 else config.mlm.documents} People's Daily 1998 paragraphs"
+         f"{' and the written corpus texts' if config.mlm.written and config.written.exports else ''}, "
+         f"{config.mlm.epochs} epoch(s)") if config.mlm.documents else "- masked-LM stage: none",
+        (f"- silver stage next: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "
          f"{config.silver.epochs} epoch(s)") if config.silver.documents else "- silver stage: none",
         (f"- silver ORG labels from Baidu LAC where the corpus agrees (`silver.lac`)" if config.silver.lac else
          "- silver ORG labels: the corpus's single-word nt organisations only"),
