@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from .errors import ModelFolderError, OnnxError
+from .errors import ModelFolderError
 
 from .schema import PACKAGE_ROOT
 
@@ -34,7 +34,7 @@ def model_dir_for(model: str | Path | None) -> Path:
 
 def check_model_folder(model_dir: Path, backend: str | None = "torch") -> None:
     """A ModelFolderError naming the folder and everything missing from it for `backend`: "torch"
-    (the weights), "onnx" (the int8 model) or None (config and tokenizer only)."""
+    (the weights) or None (config and tokenizer only: the ONNX loader checks its own file)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelFolderError(f"model folder {model_dir} does not exist")
@@ -43,21 +43,17 @@ def check_model_folder(model_dir: Path, backend: str | None = "torch") -> None:
         missing.append(" or ".join(WEIGHT_FILES))
     if missing:
         raise ModelFolderError(f"model folder {model_dir} is missing {', '.join(missing)}")
-    if backend == "onnx" and not (model_dir / INT8_NAME).is_file():
-        raise OnnxError(f"model folder {model_dir} has no {INT8_NAME}; create it with: eastwest export-onnx {model_dir}")
 
 
-def weights_file(model_dir: Path, backend: str = "torch") -> Path:
-    """The weights file `backend` loads from a checked folder."""
-    check_model_folder(model_dir, backend)
-    if backend == "onnx":
-        return Path(model_dir) / INT8_NAME
+def weights_file(model_dir: Path) -> Path:
+    """The torch weights file of a checked folder."""
+    check_model_folder(model_dir)
     return next(Path(model_dir) / name for name in WEIGHT_FILES if (Path(model_dir) / name).is_file())
 
 
-def weights_digest(model_dir: Path, backend: str = "torch", hex_digits: int = 12) -> str:
+def weights_digest(model_dir: Path, hex_digits: int = 12) -> str:
     """The first hex digits of the SHA-256 of the weights: a folder retrained in place differs."""
-    return file_digest(weights_file(model_dir, backend), hex_digits)
+    return file_digest(weights_file(model_dir), hex_digits)
 
 
 def file_digest(path: Path, hex_digits: int = 12) -> str:

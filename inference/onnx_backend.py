@@ -148,7 +148,7 @@ def load_onnx_model(model_dir: Path, path: str | Path = INT8_NAME, threads: int 
 def _cache_dir(model_dir: Path) -> Path:
     from .model_folder import weights_digest
 
-    return cache_root() / "onnx" / f"{weights_digest(model_dir, 'torch', hex_digits=16)}-{EXPORT_SCHEME}"
+    return cache_root() / "onnx" / f"{weights_digest(model_dir, hex_digits=16)}-{EXPORT_SCHEME}"
 
 
 def _may_have_cuda() -> bool:

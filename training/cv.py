@@ -119,11 +119,14 @@ def _safe_name(doc_id: str) -> str:
 
 
 def _score_int8(fold_dir: Path, doc) -> dict:
-    from eastwest.inference.onnx_backend import export_onnx
+    """The fold model as int8 ONNX, exported into the fold folder and scored from there (the
+    cache that `backend="auto"` builds holds the same export)."""
+    from eastwest.inference.model_folder import load_tokenizer
+    from eastwest.inference.onnx_backend import export_onnx, load_onnx_model
     from eastwest.inference.tagger import Tagger
 
-    export_onnx(fold_dir)
-    tagger = Tagger.load(fold_dir, backend="onnx")
+    report = export_onnx(fold_dir)
+    tagger = Tagger(load_onnx_model(fold_dir, report.int8), load_tokenizer(fold_dir))
     return span_metrics([doc.text], [doc.entities], [tagger.tag(doc.text).entities])
 
 
