@@ -75,3 +75,46 @@ def test_student_can_start_from_the_teachers_lower_layers(tmp_path, tiny_base_di
     assert not any(".layer.1." in name for name in student)  # one layer kept
     for name, weight in student.items():  # learning rate 0: exactly the teacher's layer 0, embeddings and head
         assert torch.equal(weight.float(), teacher[name].float()), name
+
+
+def test_student_distils_over_all_the_text_first(tmp_path, tiny_base_dir, gold_tasks, monkeypatch, capsys):
+    """distill.stage: the student learns the teacher's written stage (no seed text) over People's
+    Daily paragraphs and the written reports, starting from its lower layers; cached; then gold."""
+    from safetensors.torch import load_file
+
+    import eastwest.training.stages as stages
+    from eastwest.training.train import TrainingError, run_training
+
+    monkeypatch.setattr(stages, "CACHE_DIR", tmp_path / "cache")
+    gold, written = tmp_path / "gold.json", tmp_path / "written.json"
+    gold.write_text(json.dumps([gold_tasks[2]], ensure_ascii=False), encoding="utf-8")
+    written.write_text(json.dumps([gold_tasks[0]], ensure_ascii=False), encoding="utf-8")
+    common = [f"model.base={tiny_base_dir}", f"data.train=[{gold}]", f"written.exports=[{written}]", "written.epochs=1",
+              "train.epochs=1", "train.batch_size=8", "data.window=64", "data.stride=16"]
+    teacher = run_training(load_config(None, common + ["model.layers=2", f"output.dir={tmp_path / 'teacher'}"]),
+                           progress=False)
+    (teacher_stage,) = (tmp_path / "cache").iterdir()
+    student = common + ["model.layers=1", "silver.documents=12", f"distill.teacher={teacher}", "distill.stage=true",
+                        "distill.init_from_teacher=true", "distill.stage_epochs=1", "train.learning_rate=0",
+                        "train.head_learning_rate=0"]
+    capsys.readouterr()
+    folder = run_training(load_config(None, student + [f"output.dir={tmp_path / 's1'}"]), progress=False)
+    out = capsys.readouterr().out
+    assert "written stage: cached" in out  # the teacher's stage, found from its training_config.yaml
+    assert "distill stage: 13 documents" in out  # 12 paragraphs and the written report
+    (stage,) = (p for p in (tmp_path / "cache").iterdir() if p.name.startswith("distill-"))
+    summary = json.loads((stage / "stage.json").read_text())
+    assert summary["key"]["teacher"] == str(teacher_stage) and summary["key"]["base"] == str(teacher_stage)
+    # the stage trained (its own learning rate is the config's, 0 here), so the student is exactly
+    # the teacher stage's lower layer: one layer kept, the second gone
+    weights, taught = load_file(folder / "model.safetensors"), load_file(teacher_stage / "model.safetensors")
+    assert not any(".layer.1." in name for name in weights)
+    for name, weight in weights.items():
+        assert torch.equal(weight.float(), taught[name].float()), name
+    run_training(load_config(None, student + [f"output.dir={tmp_path / 's2'}"]), progress=False)
+    assert "distill stage: cached" in capsys.readouterr().out
+    with pytest.raises(TrainingError, match="set mlm.documents: 0"):
+        run_training(load_config(None, student + ["mlm.documents=5", f"output.dir={tmp_path / 's3'}"]), progress=False)
+    (teacher / "training_config.yaml").unlink()
+    with pytest.raises(TrainingError, match="teacher's training config"):
+        run_training(load_config(None, student + [f"output.dir={tmp_path / 's4'}"]), progress=False)

@@ -110,6 +110,11 @@ class DistillConfig(_Section):
     temperature: Number = 2.0  # softens both distributions; the KL term is scaled by its square
     alpha: Number = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the gold labels
     init_from_teacher: bool = False  # start from the teacher's first model.layers layers, not model.base
+    # A distillation stage before the gold fine-tune, over all the text (silver.documents People's Daily
+    # paragraphs and written.exports), taught by the teacher's own last seed-free stage; it replaces the
+    # student's mlm/silver/written stages (training/distill.py)
+    stage: bool = False
+    stage_epochs: Number = 2.0
 
 
 class TrainConfig(_Section):

@@ -16,9 +16,19 @@ layers and classifier instead of the base model's: fine-tuned features, half the
 Cross-validation of a student must not let the held-out article leak through the teacher: each
 fold uses the teacher's own fold model, `<teacher>.folds/<held-out id>/`, which
 `eastwest cv TEACHER_CONFIG --keep-models` leaves behind (training/cv.py).
+
+Five articles are little to learn a teacher from. With `distill.stage` the student first learns the
+teacher's distributions over all the other text the project has — `silver.documents` People's Daily
+paragraphs and the `written.exports` reports — in a cached stage of its own, then the gold articles
+and their augmented copies as above. The stage's teacher is the teacher's own last seed-free stage
+(its masked-LM, silver and written stages, found in the cache from the teacher's
+training_config.yaml, or trained), so the stage holds no seed text: every cross-validation fold
+reuses it, and only the gold fine-tune needs the teacher's fold model. The student may start from
+that stage's lower layers (`distill.init_from_teacher`).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -28,7 +38,51 @@ from transformers import DataCollatorForTokenClassification, Trainer
 from eastwest.inference.errors import TrainingError
 from eastwest.inference.windows import pad_batch
 
+from .config import Config, config_from_dict, resolve_path
+
 TEACHER_COLUMN = "teacher_logits"
+
+
+def teacher_training_config(config: Config) -> Config:
+    """The config the teacher folder was trained with (its training_config.yaml)."""
+    import yaml
+
+    path = resolve_path(config.distill.teacher) / "training_config.yaml"
+    if not path.is_file():
+        raise TrainingError(f"distill.stage needs the teacher's training config: {path} not found")
+    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def ensure_distill_stage(prepared, teacher_stage: str, progress: bool = True, *, fit) -> str:
+    """Path of the student's distillation stage over all the text, taught by `teacher_stage` (the
+    teacher's last seed-free stage folder): cached, or trained now (training/stages.py)."""
+    from .silver import silver_documents
+    from .stages import cached_stage, word_features_key
+    from .written import load_written
+
+    config = prepared.config
+    if config.mlm.documents:
+        raise TrainingError("distill.stage replaces the student's own stages: set mlm.documents: 0")
+    base = teacher_stage if config.distill.init_from_teacher else prepared.base_path
+    key = {
+        "teacher": teacher_stage,
+        "base": base,
+        "layers": config.model.layers,
+        **word_features_key(config),
+        "silver": config.to_dict()["silver"],
+        "written": {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest() for p in config.written.exports},
+        "distill": {k: v for k, v in config.to_dict()["distill"].items() if k != "teacher"},
+        "window": config.data.window,
+        "stride": config.data.stride,
+        "train": {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")},
+    }
+
+    def documents():
+        docs = silver_documents(config.silver.documents, config.train.seed, config.silver.lac) if config.silver.documents else []
+        return docs + (load_written(config) if config.written.exports else [])
+
+    return cached_stage(prepared, base, "distill", key, documents, config.distill.stage_epochs, progress, fit=fit,
+                        teacher=teacher_stage)
 
 
 def load_teacher(path: str, num_tags: int):

@@ -56,9 +56,10 @@ def add_word_feature_types(model) -> None:
 
 
 def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, documents: Callable[[], list[AnnotatedDoc]],
-                 epochs: float, progress: bool = True, *, fit: Callable) -> str:
+                 epochs: float, progress: bool = True, *, fit: Callable, teacher: str = "") -> str:
     """The folder of stage `name` trained from `base_path` on `documents()`: cached, or trained now
-    with `fit` (training.train.fit, which calls the stages: it hands itself down)."""
+    with `fit` (training.train.fit, which calls the stages: it hands itself down); with `teacher`, a
+    model folder, the stage learns that teacher's distributions beside the documents' labels."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     folder = CACHE_DIR / f"{name}-{digest}"
     if (folder / "stage.json").is_file():
@@ -73,7 +74,9 @@ def cached_stage(prepared: Prepared, base_path: str, name: str, key: dict, docum
     stage_config.mlm.documents = 0  # the earlier stages are behind it: base_path is where they ended
     stage_config.silver.documents = 0
     stage_config.written.exports = []
-    stage_config.distill.teacher = ""
+    stage_config.distill.teacher = teacher
+    stage_config.distill.stage = False  # this is the stage; base_path already holds any teacher layers
+    stage_config.distill.init_from_teacher = False
     stage_config.train.epochs = epochs
     stage = dataclasses.replace(prepared, config=stage_config, base_path=base_path, train_docs=docs, eval_docs=[])
     trainer, model = fit(stage, progress)

@@ -141,6 +141,26 @@ def build_optimizer(model, train_cfg):
     )
 
 
+def seed_free_stages(prepared: Prepared, progress: bool = True) -> str:
+    """The folder the gold fine-tune starts from: the base model, or the last of the cached stages
+    that hold no seed text (masked LM, silver, written corpus), each trained from the one before."""
+    cfg = prepared.config
+    base_path = prepared.base_path
+    if cfg.mlm.documents:  # domain-adaptive masked-LM first (training/mlm.py)
+        from .mlm import ensure_mlm_stage
+
+        base_path = ensure_mlm_stage(prepared, progress)
+    if cfg.silver.documents:  # then silver data
+        from .silver import ensure_silver_stage
+
+        base_path = ensure_silver_stage(prepared, base_path, progress, fit=fit)
+    if cfg.written.exports:  # then the team-written corpus (training/written.py)
+        from .written import ensure_written_stage
+
+        base_path = ensure_written_stage(prepared, base_path, progress, fit=fit)
+    return base_path
+
+
 def fit(prepared: Prepared, progress: bool = True):
     """Train and return (trainer, model); the caller decides what to save."""
     import torch
@@ -155,24 +175,17 @@ def fit(prepared: Prepared, progress: bool = True):
     print(f"training data: {report.summary()}", flush=True)
     for doc_id, m in report.misaligned[:10]:
         print(f"  boundary inside a token: {doc_id} [{m.start}:{m.end}] {m.label} token {m.token}", flush=True)
-    base_path = prepared.base_path
-    if cfg.mlm.documents:  # domain-adaptive masked-LM first (training/mlm.py)
-        from .mlm import ensure_mlm_stage
+    if cfg.distill.teacher and cfg.distill.stage:  # the student's stage over all the text (training/distill.py)
+        from .distill import ensure_distill_stage, teacher_training_config
 
-        base_path = ensure_mlm_stage(prepared, progress)
-    if cfg.silver.documents:  # then silver data; the gold stage starts from the last stage's weights
-        from .silver import ensure_silver_stage
-
-        base_path = ensure_silver_stage(prepared, base_path, progress, fit=fit)
-    if cfg.written.exports:  # then the team-written corpus (training/written.py)
-        from .written import ensure_written_stage
-
-        base_path = ensure_written_stage(prepared, base_path, progress, fit=fit)
-    if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
-        base_path = str(resolve_path(cfg.distill.teacher))
-    model = load_model(base_path, cfg.model.layers,
-                       cfg.model.random_init and not (cfg.mlm.documents or cfg.silver.documents or cfg.written.exports),
-                       cfg.model.word_features)
+        teacher_stage = seed_free_stages(prepare(teacher_training_config(cfg)), progress)
+        base_path = ensure_distill_stage(prepared, teacher_stage, progress, fit=fit)
+    else:
+        base_path = seed_free_stages(prepared, progress)
+        if cfg.distill.teacher and cfg.distill.init_from_teacher:  # the teacher's own lower layers and head
+            base_path = str(resolve_path(cfg.distill.teacher))
+    staged = cfg.mlm.documents or cfg.silver.documents or cfg.written.exports or (cfg.distill.teacher and cfg.distill.stage)
+    model = load_model(base_path, cfg.model.layers, cfg.model.random_init and not staged, cfg.model.word_features)
     train_dataset = dataset.remove_columns(["doc_id", "window_start"])
     trainer_class, collator_class, extra = Trainer, DataCollatorForTokenClassification, {}
     if cfg.distill.teacher:  # the student learns the teacher's distributions too (training/distill.py)
