@@ -57,7 +57,7 @@ def ensure_distill_stage(prepared, teacher_stage: str, progress: bool = True, *,
     """Path of the student's distillation stage over all the text, taught by `teacher_stage` (the
     teacher's last seed-free stage folder): cached, or trained now (training/stages.py)."""
     from .silver import silver_documents
-    from .stages import cached_stage, word_features_key
+    from .stages import cached_stage, folder_key, word_features_key
     from .written import load_written
 
     config = prepared.config
@@ -65,8 +65,8 @@ def ensure_distill_stage(prepared, teacher_stage: str, progress: bool = True, *,
         raise TrainingError("distill.stage replaces the student's own stages: set mlm.documents: 0")
     base = teacher_stage if config.distill.init_from_teacher else prepared.base_path
     key = {
-        "teacher": teacher_stage,
-        "base": base,
+        "teacher": folder_key(teacher_stage),
+        "base": folder_key(base),
         "layers": config.model.layers,
         **word_features_key(config),
         "silver": config.to_dict()["silver"],

@@ -22,7 +22,7 @@ from eastwest.inference.errors import TrainingError
 
 from .config import resolve_path
 from .prepared import Prepared
-from .stages import CACHE_DIR, add_word_feature_types, word_features_key
+from .stages import CACHE_DIR, add_word_feature_types, folder_key, word_features_key
 
 IGNORE = -100
 
@@ -76,7 +76,9 @@ class WholeWordMasking:
 
     def __init__(self, tokenizer, probability: float, seed: int):
         self.mask_id, self.pad_id = tokenizer.mask_token_id, tokenizer.pad_token_id or 0
-        self.vocab_size = len(tokenizer)
+        # a random replacement is an ordinary token: [CLS], [SEP], [PAD] or [MASK] mid-text would teach nothing
+        special = set(tokenizer.all_special_ids)
+        self.ordinary_ids = [i for i in range(len(tokenizer)) if i not in special]
         self.probability = probability
         self.random = random.Random(seed)
 
@@ -109,7 +111,7 @@ class WholeWordMasking:
                     if draw < 0.8:
                         input_ids[row, i] = self.mask_id
                     elif draw < 0.9:
-                        input_ids[row, i] = self.random.randrange(self.vocab_size)
+                        input_ids[row, i] = self.random.choice(self.ordinary_ids)
                 masked += len(word)
         return {"input_ids": input_ids, "token_type_ids": types, "attention_mask": attention, "labels": labels}
 
@@ -127,7 +129,7 @@ def ensure_mlm_stage(prepared: Prepared, progress: bool = True) -> str:
     if config.model.random_init:
         raise TrainingError("mlm.documents with model.random_init: the masked-LM stage starts from pretrained weights")
     key = {
-        "base": str(prepared.base_path),
+        "base": folder_key(prepared.base_path),
         "layers": config.model.layers,
         **word_features_key(config),
         "mlm": config.to_dict()["mlm"],
@@ -135,6 +137,7 @@ def ensure_mlm_stage(prepared: Prepared, progress: bool = True) -> str:
                     for p in config.written.exports} if config.mlm.written else {},
         "window": config.data.window,
         "batch_size": config.train.batch_size,
+        "warmup": config.train.warmup,
         "seed": config.train.seed,
     }
     folder = CACHE_DIR / f"mlm-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"

@@ -34,7 +34,7 @@ from pathlib import Path
 from eastwest.inference.schema import Entity
 
 from .annotations import AnnotatedDoc
-from .stages import cached_stage, word_features_key
+from .stages import cached_stage, folder_key, word_features_key
 from eastwest.inference.errors import TrainingError
 
 MIN_CHARS = 20  # headlines and bylines carry little
@@ -136,7 +136,7 @@ def silver_documents(count: int, seed: int, use_lac: bool = False) -> list[Annot
 def stage_key(config, base_path: str) -> dict:
     """Everything that decides the silver-stage model."""
     return {
-        "base": str(base_path),
+        "base": folder_key(base_path),
         "layers": config.model.layers,
         "random_init": config.model.random_init,
         **word_features_key(config),

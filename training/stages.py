@@ -14,6 +14,8 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
 from eastwest.inference.errors import TrainingError
 from eastwest.inference.schema import REPO_ROOT
 
@@ -21,6 +23,20 @@ from .annotations import AnnotatedDoc
 from .prepared import Prepared
 
 CACHE_DIR = REPO_ROOT / "models" / "cache"
+
+
+def folder_key(path: str) -> str:
+    """A model folder as stage keys name it: relative to the checkout when it lies inside it, so a
+    clone elsewhere or a git worktree (with models/cache linked) computes the same keys and reuses
+    the same stages; a hub id or an outside folder as given. Not resolved: a linked models/cache
+    must still read as models/cache."""
+    absolute = Path(path).absolute()
+    if not absolute.exists():
+        return str(path)
+    try:
+        return absolute.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(absolute)
 
 
 def word_features_key(config) -> dict:

@@ -15,7 +15,7 @@ from eastwest.inference.errors import TrainingError
 from .annotations import AnnotatedDoc, load_exports
 from .config import resolve_path
 from .prepared import Prepared
-from .stages import cached_stage, word_features_key
+from .stages import cached_stage, folder_key, word_features_key
 
 
 def load_written(config) -> list[AnnotatedDoc]:
@@ -33,7 +33,7 @@ def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = Tr
     """Path of the written-corpus stage trained from `base_path` (the silver stage or the base model)."""
     config = prepared.config
     key = {
-        "base": str(base_path),
+        "base": folder_key(base_path),
         "layers": config.model.layers,
         "random_init": config.model.random_init,
         **word_features_key(config),
