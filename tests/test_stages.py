@@ -72,7 +72,7 @@ def test_whole_word_masking_masks_words_together():
     from eastwest.training.mlm import IGNORE, WholeWordMasking
 
     class Tokens:
-        mask_token_id, pad_token_id = 4, 0
+        mask_token_id, pad_token_id, all_special_ids = 4, 0, [0, 1, 2, 3, 4]
 
         def __len__(self):
             return 50
@@ -86,6 +86,13 @@ def test_whole_word_masking_masks_words_together():
     assert all((i - 1) // 2 == (j - 1) // 2 for i, j in zip(masked[::2], masked[1::2]))  # in pairs, word by word
     assert labels[0] == labels[-1] == IGNORE  # never [CLS]/[SEP]
     assert [labels[i] for i in masked] == [rows[0]["input_ids"][i] for i in masked]
+    # everything masked, many times over: ~10% of positions get a random token, never a special one
+    replaced = set()
+    for seed in range(20):
+        batch = WholeWordMasking(Tokens(), 1.0, seed=seed)(rows)
+        ids = batch["input_ids"][0].tolist()
+        replaced |= {t for i, t in enumerate(ids[1:-1], 1) if t not in (4, rows[0]["input_ids"][i])}
+    assert len(replaced) > 20 and not replaced & {0, 1, 2, 3, 4}
 
 
 def test_stage_keys_name_folders_inside_the_checkout_relative_to_it(tmp_path):

@@ -76,10 +76,9 @@ class WholeWordMasking:
 
     def __init__(self, tokenizer, probability: float, seed: int):
         self.mask_id, self.pad_id = tokenizer.mask_token_id, tokenizer.pad_token_id or 0
-        # Random replacements may be special ids ([CLS], [MASK] ...), as in the stage the shipped model
-        # was trained with; ordinary ids only was measured together with written batch w11 and not
-        # kept (README, step table), so the default config still reproduces the shipped model.
-        self.vocab_size = len(tokenizer)
+        # a random replacement is an ordinary token: [CLS], [SEP], [PAD] or [MASK] mid-text would teach nothing
+        special = set(tokenizer.all_special_ids)
+        self.ordinary_ids = [i for i in range(len(tokenizer)) if i not in special]
         self.probability = probability
         self.random = random.Random(seed)
 
@@ -112,7 +111,7 @@ class WholeWordMasking:
                     if draw < 0.8:
                         input_ids[row, i] = self.mask_id
                     elif draw < 0.9:
-                        input_ids[row, i] = self.random.randrange(self.vocab_size)
+                        input_ids[row, i] = self.random.choice(self.ordinary_ids)
                 masked += len(word)
         return {"input_ids": input_ids, "token_type_ids": types, "attention_mask": attention, "labels": labels}
 

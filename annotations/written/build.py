@@ -6,15 +6,11 @@ written by an adjudicator who read both passes against the guidelines; an undeci
 stops the build, so no pass slips in unread. Each task carries `data.meta` with its origin,
 pairing, year, form and script (from `meta/*.json`, the writers' own description).
 
-Batches that were measured on leave-one-article-out and not kept for the default model go to an
-export of their own (SEPARATE), so the default's corpus.json stays what it was measured with and an
-experiment can add them back: --set 'written.exports=[annotations/written/corpus.json,annotations/written/corpus-w11.json]'.
-usage: python annotations/written/build.py [--diff BATCH]   (writes annotations/written/corpus*.json)
+usage: python annotations/written/build.py [--diff BATCH]   (writes annotations/written/corpus.json)
        --diff BATCH prints the undecided disagreements of one batch with context, for adjudication
 """
 import csv
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,8 +19,6 @@ from eastwest.inference.schema import check_spans
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "corpus.json"
-# batch -> its own export (README, step table: why each is not in the default corpus)
-SEPARATE = {"w11": HERE / "corpus-w11.json"}
 
 
 def load_pass(name: str, stem: str) -> dict:
@@ -54,7 +48,7 @@ def main() -> None:
     decisions = load_decisions()
     tasks, undecided = [], 0
     agreement = Counter()  # (label, "both" | "A" | "B") -> spans
-    for path in sorted((HERE / "texts").glob("*.txt")):
+    for number, path in enumerate(sorted((HERE / "texts").glob("*.txt")), start=1):
         if diff_batch and not path.stem.startswith(diff_batch + "_"):
             continue
         text = path.read_text(encoding="utf-8")
@@ -78,15 +72,15 @@ def main() -> None:
             sys.exit(f"{path.name}: the decisions leave bad spans (drop one of each overlapping pair): {'; '.join(problems)}")
         info = meta.get(path.name, {})
         tasks.append({
-            "id": 0,  # ids are numbered within each export, below
+            "id": number,
             "data": {"text": text, "source": f"written/{path.name}",
                      "meta": {"origin": "written", **{k: info.get(k) for k in ("pairing", "year", "form", "script")}}},
             "annotations": [{
-                "id": 0, "completed_by": 1, "was_cancelled": False, "ground_truth": True,
+                "id": number, "completed_by": 1, "was_cancelled": False, "ground_truth": True,
                 "created_at": "2026-11-29T00:00:00.000000Z", "updated_at": "2026-11-29T00:00:00.000000Z", "lead_time": 0,
-                "result": [{"id": "", "from_name": "label", "to_name": "text", "type": "labels",
+                "result": [{"id": f"{number}-{i}", "from_name": "label", "to_name": "text", "type": "labels",
                             "origin": "manual", "value": {"start": s, "end": e, "text": text[s:e], "labels": [label]}}
-                           for s, e, label in chosen],
+                           for i, (s, e, label) in enumerate(chosen)],
             }],
             "predictions": [],
         })
@@ -94,19 +88,9 @@ def main() -> None:
         return
     if undecided:
         sys.exit(f"{undecided} disagreement(s) without a decision; list them with --diff BATCH")
-    exports: dict[Path, list] = {}
-    for task in tasks:
-        batch = re.match(r"w\d+", task["data"]["source"].removeprefix("written/")).group()  # w11c_02.txt -> w11
-        exports.setdefault(SEPARATE.get(batch, OUT), []).append(task)
-    for out, chosen_tasks in exports.items():
-        for number, task in enumerate(chosen_tasks, start=1):
-            task["id"] = task["annotations"][0]["id"] = number
-            for i, result in enumerate(task["annotations"][0]["result"]):
-                result["id"] = f"{number}-{i}"
-        out.write_text(json.dumps(chosen_tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {out}: {len(chosen_tasks)} tasks, {sum(len(t['data']['text']) for t in chosen_tasks):,} characters, "
-              f"{sum(len(t['annotations'][0]['result']) for t in chosen_tasks)} spans")
-    print("all exports together:")
+    OUT.write_text(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {OUT}: {len(tasks)} tasks, {sum(len(t['data']['text']) for t in tasks):,} characters, "
+          f"{sum(len(t['annotations'][0]['result']) for t in tasks)} spans")
     print("label          gold spans   agreement of the passes (span F1, exact start/end/label)")
     gold = Counter(r["value"]["labels"][0] for t in tasks for r in t["annotations"][0]["result"])
     for label in sorted(gold, key=lambda k: -gold[k]) + ["all"]:
