@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs $EASTWEST_LS_SECRET)")
     p.add_argument("--port", type=_port, default=9090, help="port, 1-65535 (default 9090)")
-    p.add_argument("--config", help="training config for Start Training (default: configs/default.yaml); the "
+    p.add_argument("--config", help="training config for Start Training (default: configs/teacher.yaml, one training "
+                   "that needs no other model); the "
                    "project's annotations are added to its data.train")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key of that config, e.g. train.epochs=3")
     p.add_argument("--evaluation", choices=["auto", "holdout", "loao"], default="auto",

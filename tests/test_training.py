@@ -252,6 +252,7 @@ def test_torchrun_on_two_cpu_processes_trains_one_model(tmp_path, tiny_base_dir,
     def train(launcher: list[str], out) -> subprocess.CompletedProcess:
         settings = [f"model.base={tiny_base_dir}", f"data.train=[{export}]", "train.epochs=2", "train.batch_size=8",
                     "train.logging_steps=1", "augment.copies=0", "mlm.documents=0", "silver.documents=0", "written.exports=[]",
+                    'distill.teacher=""',  # the default config is a student: here it trains on gold alone
                     f"output.dir={out}"]
         command = [sys.executable, "-m", *launcher, "eastwest", "train", "configs/default.yaml", "-q",
                    *(a for s in settings for a in ("--set", s))]

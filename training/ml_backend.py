@@ -625,7 +625,7 @@ def build_backend(model_dir, config_path, overrides, evaluation, work_dir, devic
 
     from .labelstudio import resolve_model_dir
 
-    config_path = config_path or str(REPO_ROOT / "configs" / "default.yaml")
+    config_path = config_path or str(REPO_ROOT / "configs" / "teacher.yaml")  # one training, no teacher needed
     work_dir = Path(work_dir).resolve() if work_dir else REPO_ROOT / "models" / "ls-backend"
     try:
         folder = resolve_model_dir(model_dir)

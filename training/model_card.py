@@ -13,6 +13,33 @@ def _table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def _stages(config: Config) -> list[str]:
+    """The cached stages before the gold fine-tune (training/train.py: seed_free_stages)."""
+    return [
+        (f"- masked-LM stage first: whole-word masking ({config.mlm.mask:.0%} of each window) on "
+         f"{'all' if config.mlm.documents < 0 else config.mlm.documents} People's Daily 1998 paragraphs"
+         f"{' and the written corpus texts' if config.mlm.written and config.written.exports else ''}, "
+         f"{config.mlm.epochs} epoch(s)") if config.mlm.documents else "- masked-LM stage: none",
+        (f"- silver stage next: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "
+         f"{config.silver.epochs} epoch(s)") if config.silver.documents else "- silver stage: none",
+        (f"- silver ORG labels from Baidu LAC where the corpus agrees (`silver.lac`)" if config.silver.lac else
+         "- silver ORG labels: the corpus's single-word nt organisations only"),
+        (f"- written stage next: {', '.join(config.written.exports)}, {config.written.epochs} epoch(s) — reports "
+         "written by the team (every pairing but the seeds', a quarter in traditional script, 1996–2025), "
+         "each annotated by two independent passes and adjudicated (annotations/written/)")
+        if config.written.exports else "- written stage: none",
+    ]
+
+
+def _distillation_stage(config: Config) -> list[str]:
+    """A student's stage over all the text (training/distill.py) instead of stages of its own."""
+    text = " and ".join(filter(None, [f"{config.silver.documents} People's Daily 1998 paragraphs" if config.silver.documents else "",
+                                      ", ".join(config.written.exports)]))
+    return [f"- distillation stage first: {text}, {config.distill.stage_epochs} epoch(s), taught by the teacher's own "
+            "last seed-free stage (its masked-LM, silver and written stages)"
+            + (f", starting from that stage's first {config.model.layers} layers" if config.distill.init_from_teacher else "")]
+
+
 def model_card(config: Config, metrics: dict) -> str:
     labels = "\n".join(f"- `{label.name}`: {label.description}" for label in LABELS.labels)
     parts = [
@@ -42,19 +69,9 @@ def model_card(config: Config, metrics: dict) -> str:
         f"{config.train.epochs} epochs, "
         f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, seed {config.train.seed}",
         f"- augmentation: {config.augment.copies} copies per document" if config.augment.copies else "- augmentation: none",
-        (f"- masked-LM stage first: whole-word masking ({config.mlm.mask:.0%} of each window) on "
-         f"{'all' if config.mlm.documents < 0 else config.mlm.documents} People's Daily 1998 paragraphs"
-         f"{' and the written corpus texts' if config.mlm.written and config.written.exports else ''}, "
-         f"{config.mlm.epochs} epoch(s)") if config.mlm.documents else "- masked-LM stage: none",
-        (f"- silver stage next: {config.silver.documents} People's Daily 1998 paragraphs, silver-labelled, "
-         f"{config.silver.epochs} epoch(s)") if config.silver.documents else "- silver stage: none",
-        (f"- silver ORG labels from Baidu LAC where the corpus agrees (`silver.lac`)" if config.silver.lac else
-         "- silver ORG labels: the corpus's single-word nt organisations only"),
-        (f"- written stage next: {', '.join(config.written.exports)}, {config.written.epochs} epoch(s) — reports "
-         "written by the team (every pairing but the seeds', a quarter in traditional script, 1996–2025), "
-         "each annotated by two independent passes and adjudicated (annotations/written/)")
-        if config.written.exports else "- written stage: none",
-        f"- distilled from `{config.distill.teacher}`" if config.distill.teacher else "- distillation: none",
+        *(_distillation_stage(config) if config.distill.teacher and config.distill.stage else _stages(config)),
+        (f"- distilled from `{config.distill.teacher}` (soft labels at temperature {config.distill.temperature}, "
+         f"weight {config.distill.alpha}, beside the gold labels)") if config.distill.teacher else "- distillation: none",
         (f"- decoding: Viterbi with the lexicon constraint (jieba word boundaries + gazetteer; penalty "
          f"{config.decoding.penalty}, unparsable REGION kept above {config.decoding.keep_score})")
         if config.decoding.lexicon else "- decoding: Viterbi, no lexicon constraint",

@@ -73,16 +73,17 @@ def prepare(config: Config) -> Prepared:
     missing = [p for p in config.written.exports if not resolve_path(p).is_file()]
     if missing:
         raise TrainingError(f"written.exports not found: {', '.join(missing)}")
+    base_path = ensure_base_model(config.model.base)
+    tokenizer = load_tokenizer(base_path)
     teacher = config.distill.teacher
     if teacher and not (resolve_path(teacher) / "config.json").is_file():
-        raise TrainingError(f"distill.teacher {teacher}: not a model folder (no config.json)")
+        raise TrainingError(f"distill.teacher {teacher}: not a model folder (no config.json); train the teacher "
+                            f"first (the default's: eastwest train configs/teacher.yaml)")
     if teacher:  # the teacher is run on the student's windows, word features included or not
         teacher_config = json.loads((resolve_path(teacher) / "config.json").read_text(encoding="utf-8"))
         if bool((teacher_config.get("eastwest") or {}).get("word_features")) != config.model.word_features:
             raise TrainingError(f"distill.teacher {teacher} and this config differ in model.word_features; "
                                 f"a student must use the same word features as its teacher")
-    base_path = ensure_base_model(config.model.base)
-    tokenizer = load_tokenizer(base_path)
     return Prepared(config, base_path, tokenizer, train_docs, eval_docs)
 
 
