@@ -28,7 +28,6 @@ that stage's lower layers (`distill.init_from_teacher`).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -57,7 +56,7 @@ def ensure_distill_stage(prepared, teacher_stage: str, progress: bool = True, *,
     """Path of the student's distillation stage over all the text, taught by `teacher_stage` (the
     teacher's last seed-free stage folder): cached, or trained now (training/stages.py)."""
     from .silver import silver_documents
-    from .stages import cached_stage, folder_key, word_features_key
+    from .stages import cached_stage, exports_key, folder_key, train_key, word_features_key
     from .written import load_written
 
     config = prepared.config
@@ -70,11 +69,11 @@ def ensure_distill_stage(prepared, teacher_stage: str, progress: bool = True, *,
         "layers": config.model.layers,
         **word_features_key(config),
         "silver": config.to_dict()["silver"],
-        "written": {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest() for p in config.written.exports},
+        "written": exports_key(config.written.exports),
         "distill": {k: v for k, v in config.to_dict()["distill"].items() if k != "teacher"},
         "window": config.data.window,
         "stride": config.data.stride,
-        "train": {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")},
+        "train": train_key(config),
     }
 
     def documents():

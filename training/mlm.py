@@ -20,9 +20,8 @@ import tempfile
 
 from eastwest.inference.errors import TrainingError
 
-from .config import resolve_path
 from .prepared import Prepared
-from .stages import CACHE_DIR, add_word_feature_types, folder_key, word_features_key
+from .stages import CACHE_DIR, add_word_feature_types, exports_key, folder_key, word_features_key
 
 IGNORE = -100
 
@@ -133,8 +132,7 @@ def ensure_mlm_stage(prepared: Prepared, progress: bool = True) -> str:
         "layers": config.model.layers,
         **word_features_key(config),
         "mlm": config.to_dict()["mlm"],
-        "written": {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest()
-                    for p in config.written.exports} if config.mlm.written else {},
+        "written": exports_key(config.written.exports) if config.mlm.written else {},
         "window": config.data.window,
         "batch_size": config.train.batch_size,
         "warmup": config.train.warmup,

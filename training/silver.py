@@ -34,7 +34,7 @@ from pathlib import Path
 from eastwest.inference.schema import Entity
 
 from .annotations import AnnotatedDoc
-from .stages import cached_stage, folder_key, word_features_key
+from .stages import cached_stage, folder_key, train_key, word_features_key
 from eastwest.inference.errors import TrainingError
 
 MIN_CHARS = 20  # headlines and bylines carry little
@@ -143,7 +143,7 @@ def stage_key(config, base_path: str) -> dict:
         "silver": config.to_dict()["silver"],
         "window": config.data.window,
         "stride": config.data.stride,
-        "train": {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")},
+        "train": train_key(config),
     }
 
 

@@ -39,6 +39,19 @@ def folder_key(path: str) -> str:
         return str(absolute)
 
 
+def exports_key(paths: list[str]) -> dict:
+    """Annotation exports as stage keys name them: each path with the SHA-256 of its content, so
+    new annotations make a new stage."""
+    from .config import resolve_path
+
+    return {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def train_key(config) -> dict:
+    """The training settings a stage shares with the gold fine-tune (a stage has its own epochs)."""
+    return {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")}
+
+
 def word_features_key(config) -> dict:
     """The word-feature scheme, as part of a stage key; absent when off, so stages trained
     before word features existed keep their cache folders."""

@@ -8,14 +8,12 @@ seed articles stay the only thing scored.
 """
 from __future__ import annotations
 
-import hashlib
-
 from eastwest.inference.errors import TrainingError
 
 from .annotations import AnnotatedDoc, load_exports
 from .config import resolve_path
 from .prepared import Prepared
-from .stages import cached_stage, folder_key, word_features_key
+from .stages import cached_stage, exports_key, folder_key, train_key, word_features_key
 
 
 def load_written(config) -> list[AnnotatedDoc]:
@@ -37,10 +35,10 @@ def ensure_written_stage(prepared: Prepared, base_path: str, progress: bool = Tr
         "layers": config.model.layers,
         "random_init": config.model.random_init,
         **word_features_key(config),
-        "exports": {p: hashlib.sha256(resolve_path(p).read_bytes()).hexdigest() for p in config.written.exports},
+        "exports": exports_key(config.written.exports),
         "epochs": config.written.epochs,
         "window": config.data.window,
         "stride": config.data.stride,
-        "train": {k: v for k, v in config.to_dict()["train"].items() if k not in ("epochs", "logging_steps")},
+        "train": train_key(config),
     }
     return cached_stage(prepared, base_path, "written", key, lambda: load_written(config), config.written.epochs, progress, fit=fit)
